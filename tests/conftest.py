@@ -1,0 +1,64 @@
+"""Shared test helpers: fixture loading and the no-leaked-threads guard."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+FIXTURES = Path(__file__).parent / "fixtures"
+RECORDED = FIXTURES / "recorded"
+SCENARIOS = FIXTURES / "openai-python" / "websocket_scenarios.json"
+
+
+def recorded_files() -> list[Path]:
+    return sorted(RECORDED.glob("*.chunks.txt"))
+
+
+def recorded_streams(path: Path) -> list[list[dict[str, Any]]]:
+    """The streams in one recorded file: a file may hold several, split at response.created."""
+    events = [json.loads(line) for line in path.read_text("utf-8").split("\n") if line.strip()]
+    streams: list[list[dict[str, Any]]] = []
+    for event in events:
+        if event["type"] == "response.created" or not streams:
+            streams.append([])
+        streams[-1].append(event)
+    return streams
+
+
+def all_recorded_streams() -> list[tuple[str, list[dict[str, Any]]]]:
+    out = []
+    for path in recorded_files():
+        streams = recorded_streams(path)
+        for number, stream in enumerate(streams):
+            name = path.name.replace(".chunks.txt", "")
+            out.append((f"{name}#{number}" if len(streams) > 1 else name, stream))
+    return out
+
+
+def scenarios() -> list[dict[str, Any]]:
+    data: dict[str, Any] = json.loads(SCENARIOS.read_text("utf-8"))
+    return list(data["scenarios"])
+
+
+#: Multiply every time bound in tests by this on slow machines (OPENAI_WS_TEST_TIME_FACTOR).
+TIME_FACTOR = float(__import__("os").environ.get("OPENAI_WS_TEST_TIME_FACTOR", "1"))
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_threads() -> Iterator[None]:
+    """Fail a test that leaves a thread behind (after a short grace period to finish)."""
+    before = set(threading.enumerate())
+    yield
+    deadline = time.monotonic() + 5 * TIME_FACTOR
+    while True:
+        leaked = [t for t in threading.enumerate() if t not in before and t.is_alive()]
+        if not leaked or time.monotonic() > deadline:
+            break
+        time.sleep(0.01)
+    assert not leaked, f"threads left behind: {[t.name for t in leaked]}"
