@@ -22,6 +22,7 @@ from .exceptions import (
     StreamTimeout,
     TransportError,
 )
+from .protocol import ResponseAccumulator, parse_server_event
 from .sse import SSEDecoder, SSEMessage
 
 __all__ = [
@@ -37,9 +38,11 @@ __all__ = [
     "PreviousResponseNotFound",
     "ProtocolError",
     "RateLimitError",
+    "ResponseAccumulator",
     "SSEDecoder",
     "SSEMessage",
     "StreamTimeout",
     "TransportError",
     "__version__",
+    "parse_server_event",
 ]

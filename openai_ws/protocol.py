@@ -1,0 +1,1225 @@
+"""Server events of the Responses API, parsed into typed objects, and folded into a response.
+
+Sans-I/O: nothing here touches a socket. The same events arrive as WebSocket text frames and as
+the ``data`` of SSE events, so both transports share this module.
+
+* :func:`parse_server_event` turns one frame (``str``/``bytes``) or one decoded ``dict`` into a
+  typed event. Every event keeps the dict it came from as ``.raw``, so fields this version does
+  not model stay observable. Unknown event types become :class:`UnknownEvent`, never an error.
+  Anything malformed raises :class:`~openai_ws.exceptions.ProtocolError` and nothing else.
+* :class:`ResponseAccumulator` folds the events of one response into the response object the
+  server would return, and reports how the response ended.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar, Final
+
+import attrs
+
+from .exceptions import APIError, ProtocolError, api_error_from_fields
+
+__all__ = [
+    "TERMINAL_EVENT_TYPES",
+    "AudioDelta",
+    "AudioDone",
+    "AudioTranscriptDelta",
+    "AudioTranscriptDone",
+    "CodeInterpreterCodeDelta",
+    "CodeInterpreterCodeDone",
+    "ContentPartAdded",
+    "ContentPartDone",
+    "CustomToolCallInputDelta",
+    "CustomToolCallInputDone",
+    "ErrorEvent",
+    "FunctionCallArgumentsDelta",
+    "FunctionCallArgumentsDone",
+    "ImageGenerationPartialImage",
+    "McpCallArgumentsDelta",
+    "McpCallArgumentsDone",
+    "OutputItemAdded",
+    "OutputItemDone",
+    "OutputTextAnnotationAdded",
+    "OutputTextDelta",
+    "OutputTextDone",
+    "ReasoningSummaryPartAdded",
+    "ReasoningSummaryPartDone",
+    "ReasoningSummaryTextDelta",
+    "ReasoningSummaryTextDone",
+    "ReasoningTextDelta",
+    "ReasoningTextDone",
+    "RefusalDelta",
+    "RefusalDone",
+    "ResponseAccumulator",
+    "ResponseCompleted",
+    "ResponseCreated",
+    "ResponseEvent",
+    "ResponseFailed",
+    "ResponseInProgress",
+    "ResponseIncomplete",
+    "ResponseQueued",
+    "ServerEvent",
+    "ShellCallCommandAdded",
+    "ShellCallCommandDelta",
+    "ShellCallCommandDone",
+    "ShellCallOutputContentDelta",
+    "ShellCallOutputContentDone",
+    "TerminalState",
+    "ToolCallProgress",
+    "UnknownEvent",
+    "event_types",
+    "parse_server_event",
+]
+
+JSONDict = dict[str, Any]
+
+#: Event types that end a response (``response.done`` is a synonym of completed on some servers).
+TERMINAL_EVENT_TYPES: Final = frozenset(
+    {"response.completed", "response.done", "response.failed", "response.incomplete", "error"}
+)
+
+_MISSING: Final = object()
+
+
+def _field(key: str | None = None, *, types: tuple[type, ...], default: Any) -> Any:
+    """An event attribute read from the JSON key *key* (the attribute name by default).
+
+    A present value of another type than *types* is a protocol error; an absent or null one
+    takes *default* (a callable makes a fresh default, e.g. ``dict``).
+    """
+    meta = {"key": key, "types": types}
+    if callable(default):
+        return attrs.field(factory=default, metadata=meta)
+    return attrs.field(default=default, metadata=meta)
+
+
+def _str(key: str | None = None, default: str = "") -> Any:
+    return _field(key, types=(str,), default=default)
+
+
+def _opt_str(key: str | None = None) -> Any:
+    return _field(key, types=(str,), default=None)
+
+
+def _int(key: str | None = None, default: int = 0) -> Any:
+    return _field(key, types=(int,), default=default)
+
+
+def _dict(key: str | None = None) -> Any:
+    return _field(key, types=(dict,), default=dict)
+
+
+def _list(key: str | None = None) -> Any:
+    return _field(key, types=(list,), default=list)
+
+
+@attrs.frozen(kw_only=True)
+class ServerEvent:
+    """Base of every parsed server event.
+
+    Attributes:
+        type: the event type string, as sent.
+        sequence_number: the event's ``sequence_number``, when the server sent one.
+        raw: the decoded JSON object the event was parsed from (all fields, known or not).
+    """
+
+    type: str
+    sequence_number: int | None = None
+    raw: JSONDict = attrs.field(factory=dict, repr=False, eq=False)
+
+    #: the event types this class parses; filled by the registry below
+    TYPES: ClassVar[tuple[str, ...]] = ()
+
+    @property
+    def is_terminal(self) -> bool:
+        """Whether this event ends its response."""
+        return self.type in TERMINAL_EVENT_TYPES
+
+
+@attrs.frozen(kw_only=True)
+class UnknownEvent(ServerEvent):
+    """An event type this version does not model. Its fields are all in ``raw``."""
+
+
+@attrs.frozen(kw_only=True)
+class ResponseEvent(ServerEvent):
+    """A lifecycle event carrying the response object as it stands."""
+
+    response: JSONDict = _dict()
+
+    @property
+    def response_id(self) -> str | None:
+        value = self.response.get("id")
+        return value if isinstance(value, str) else None
+
+    @property
+    def status(self) -> str | None:
+        value = self.response.get("status")
+        return value if isinstance(value, str) else None
+
+
+@attrs.frozen(kw_only=True)
+class ResponseCreated(ResponseEvent):
+    """``response.created``: the server accepted the request and assigned the response id."""
+
+
+@attrs.frozen(kw_only=True)
+class ResponseInProgress(ResponseEvent):
+    """``response.in_progress``."""
+
+
+@attrs.frozen(kw_only=True)
+class ResponseQueued(ResponseEvent):
+    """``response.queued``."""
+
+
+@attrs.frozen(kw_only=True)
+class ResponseCompleted(ResponseEvent):
+    """``response.completed`` (also ``response.done``, which some servers send instead)."""
+
+
+@attrs.frozen(kw_only=True)
+class ResponseFailed(ResponseEvent):
+    """``response.failed``: a terminal response whose ``error`` says why."""
+
+
+@attrs.frozen(kw_only=True)
+class ResponseIncomplete(ResponseEvent):
+    """``response.incomplete``: ended early, ``incomplete_details.reason`` says why."""
+
+
+@attrs.frozen(kw_only=True)
+class ErrorEvent(ServerEvent):
+    """``error``, normalised from both shapes the API uses.
+
+    Nested: ``{"type": "error", "status": 400, "error": {"type", "code", "message", "param"}}``;
+    flat: ``{"type": "error", "code", "message", "param"}``.
+
+    Attributes:
+        code: the error code, or None (the API sends ``null`` for some server errors).
+        message: the message ("" when absent).
+        error_type: the error's own ``type`` (``invalid_request_error``...), or None.
+        param: the parameter at fault, or None.
+        status: the HTTP-like status the event carries, or None.
+        headers: ``error.headers`` (e.g. rate-limit headers), possibly empty.
+    """
+
+    code: str | None = None
+    message: str = ""
+    error_type: str | None = None
+    param: str | None = None
+    status: int | None = None
+    headers: JSONDict = attrs.field(factory=dict)
+
+    def to_exception(self, *, request_id: str | None = None) -> APIError:
+        """The typed exception this error stands for (e.g. ``PreviousResponseNotFound``)."""
+        retry_after = None
+        for name, value in self.headers.items():
+            if name.lower() == "retry-after":
+                retry_after = _parse_retry_after(value)
+        return api_error_from_fields(
+            message=self.message,
+            code=self.code,
+            type=self.error_type,
+            param=self.param,
+            status_code=self.status,
+            request_id=request_id,
+            headers=self.headers,
+            retry_after=retry_after,
+        )
+
+
+def _parse_retry_after(value: Any) -> float | None:
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        return None
+    return seconds if seconds >= 0 else None
+
+
+@attrs.frozen(kw_only=True)
+class OutputItemAdded(ServerEvent):
+    """``response.output_item.added``: a new output item (message, function call...) begins."""
+
+    output_index: int = _int()
+    item: JSONDict = _dict()
+
+
+@attrs.frozen(kw_only=True)
+class OutputItemDone(ServerEvent):
+    """``response.output_item.done``: the item in its final form."""
+
+    output_index: int = _int()
+    item: JSONDict = _dict()
+
+
+@attrs.frozen(kw_only=True)
+class ContentPartAdded(ServerEvent):
+    """``response.content_part.added``."""
+
+    item_id: str = _str()
+    output_index: int = _int()
+    content_index: int = _int()
+    part: JSONDict = _dict()
+
+
+@attrs.frozen(kw_only=True)
+class ContentPartDone(ServerEvent):
+    """``response.content_part.done``."""
+
+    item_id: str = _str()
+    output_index: int = _int()
+    content_index: int = _int()
+    part: JSONDict = _dict()
+
+
+@attrs.frozen(kw_only=True)
+class OutputTextDelta(ServerEvent):
+    """``response.output_text.delta``: more text of an ``output_text`` part."""
+
+    item_id: str = _str()
+    output_index: int = _int()
+    content_index: int = _int()
+    delta: str = _str()
+
+
+@attrs.frozen(kw_only=True)
+class OutputTextDone(ServerEvent):
+    """``response.output_text.done``: the part's whole text."""
+
+    item_id: str = _str()
+    output_index: int = _int()
+    content_index: int = _int()
+    text: str = _str()
+
+
+@attrs.frozen(kw_only=True)
+class OutputTextAnnotationAdded(ServerEvent):
+    """``response.output_text.annotation.added`` (e.g. a URL citation)."""
+
+    item_id: str = _str()
+    output_index: int = _int()
+    content_index: int = _int()
+    annotation_index: int = _int()
+    annotation: JSONDict = _dict()
+
+
+@attrs.frozen(kw_only=True)
+class RefusalDelta(ServerEvent):
+    """``response.refusal.delta``."""
+
+    item_id: str = _str()
+    output_index: int = _int()
+    content_index: int = _int()
+    delta: str = _str()
+
+
+@attrs.frozen(kw_only=True)
+class RefusalDone(ServerEvent):
+    """``response.refusal.done``."""
+
+    item_id: str = _str()
+    output_index: int = _int()
+    content_index: int = _int()
+    refusal: str = _str()
+
+
+@attrs.frozen(kw_only=True)
+class FunctionCallArgumentsDelta(ServerEvent):
+    """``response.function_call_arguments.delta``: more of the JSON arguments string."""
+
+    item_id: str = _str()
+    output_index: int = _int()
+    delta: str = _str()
+
+
+@attrs.frozen(kw_only=True)
+class FunctionCallArgumentsDone(ServerEvent):
+    """``response.function_call_arguments.done``: the whole arguments string."""
+
+    item_id: str = _str()
+    output_index: int = _int()
+    arguments: str = _str()
+    name: str | None = _opt_str()
+
+
+@attrs.frozen(kw_only=True)
+class CustomToolCallInputDelta(ServerEvent):
+    """``response.custom_tool_call_input.delta``."""
+
+    item_id: str = _str()
+    output_index: int = _int()
+    delta: str = _str()
+
+
+@attrs.frozen(kw_only=True)
+class CustomToolCallInputDone(ServerEvent):
+    """``response.custom_tool_call_input.done``."""
+
+    item_id: str = _str()
+    output_index: int = _int()
+    input: str = _str()
+
+
+@attrs.frozen(kw_only=True)
+class ReasoningSummaryPartAdded(ServerEvent):
+    """``response.reasoning_summary_part.added``."""
+
+    item_id: str = _str()
+    output_index: int = _int()
+    summary_index: int = _int()
+    part: JSONDict = _dict()
+
+
+@attrs.frozen(kw_only=True)
+class ReasoningSummaryPartDone(ServerEvent):
+    """``response.reasoning_summary_part.done``."""
+
+    item_id: str = _str()
+    output_index: int = _int()
+    summary_index: int = _int()
+    part: JSONDict = _dict()
+
+
+@attrs.frozen(kw_only=True)
+class ReasoningSummaryTextDelta(ServerEvent):
+    """``response.reasoning_summary_text.delta``."""
+
+    item_id: str = _str()
+    output_index: int = _int()
+    summary_index: int = _int()
+    delta: str = _str()
+
+
+@attrs.frozen(kw_only=True)
+class ReasoningSummaryTextDone(ServerEvent):
+    """``response.reasoning_summary_text.done``."""
+
+    item_id: str = _str()
+    output_index: int = _int()
+    summary_index: int = _int()
+    text: str = _str()
+
+
+@attrs.frozen(kw_only=True)
+class ReasoningTextDelta(ServerEvent):
+    """``response.reasoning_text.delta`` (raw reasoning text, where the model exposes it)."""
+
+    item_id: str = _str()
+    output_index: int = _int()
+    content_index: int = _int()
+    delta: str = _str()
+
+
+@attrs.frozen(kw_only=True)
+class ReasoningTextDone(ServerEvent):
+    """``response.reasoning_text.done``."""
+
+    item_id: str = _str()
+    output_index: int = _int()
+    content_index: int = _int()
+    text: str = _str()
+
+
+@attrs.frozen(kw_only=True)
+class AudioDelta(ServerEvent):
+    """``response.audio.delta`` (base64 audio bytes)."""
+
+    delta: str = _str()
+
+
+@attrs.frozen(kw_only=True)
+class AudioDone(ServerEvent):
+    """``response.audio.done``."""
+
+
+@attrs.frozen(kw_only=True)
+class AudioTranscriptDelta(ServerEvent):
+    """``response.audio.transcript.delta``."""
+
+    delta: str = _str()
+
+
+@attrs.frozen(kw_only=True)
+class AudioTranscriptDone(ServerEvent):
+    """``response.audio.transcript.done``."""
+
+
+@attrs.frozen(kw_only=True)
+class ToolCallProgress(ServerEvent):
+    """A hosted tool call changed state: ``response.web_search_call.searching``,
+    ``response.file_search_call.completed``, ``response.mcp_call.failed`` and their kin.
+
+    ``status`` is the last segment of the type (``in_progress``, ``searching``, ``completed``...).
+    """
+
+    item_id: str = _str()
+    output_index: int = _int()
+
+    @property
+    def status(self) -> str:
+        return self.type.rsplit(".", 1)[-1]
+
+
+@attrs.frozen(kw_only=True)
+class ImageGenerationPartialImage(ServerEvent):
+    """``response.image_generation_call.partial_image``."""
+
+    item_id: str = _str()
+    output_index: int = _int()
+    partial_image_index: int = _int()
+    partial_image_b64: str = _str()
+
+
+@attrs.frozen(kw_only=True)
+class CodeInterpreterCodeDelta(ServerEvent):
+    """``response.code_interpreter_call_code.delta``."""
+
+    item_id: str = _str()
+    output_index: int = _int()
+    delta: str = _str()
+
+
+@attrs.frozen(kw_only=True)
+class CodeInterpreterCodeDone(ServerEvent):
+    """``response.code_interpreter_call_code.done``."""
+
+    item_id: str = _str()
+    output_index: int = _int()
+    code: str = _str()
+
+
+@attrs.frozen(kw_only=True)
+class McpCallArgumentsDelta(ServerEvent):
+    """``response.mcp_call_arguments.delta``."""
+
+    item_id: str = _str()
+    output_index: int = _int()
+    delta: str = _str()
+
+
+@attrs.frozen(kw_only=True)
+class McpCallArgumentsDone(ServerEvent):
+    """``response.mcp_call_arguments.done``."""
+
+    item_id: str = _str()
+    output_index: int = _int()
+    arguments: str = _str()
+
+
+@attrs.frozen(kw_only=True)
+class ShellCallCommandAdded(ServerEvent):
+    """``response.shell_call_command.added``: a command of a shell call begins."""
+
+    item_id: str = _str()
+    output_index: int = _int()
+    command_index: int = _int()
+    command: str = _str()
+
+
+@attrs.frozen(kw_only=True)
+class ShellCallCommandDelta(ServerEvent):
+    """``response.shell_call_command.delta``."""
+
+    item_id: str = _str()
+    output_index: int = _int()
+    command_index: int = _int()
+    delta: str = _str()
+
+
+@attrs.frozen(kw_only=True)
+class ShellCallCommandDone(ServerEvent):
+    """``response.shell_call_command.done``."""
+
+    item_id: str = _str()
+    output_index: int = _int()
+    command_index: int = _int()
+    command: str = _str()
+
+
+@attrs.frozen(kw_only=True)
+class ShellCallOutputContentDelta(ServerEvent):
+    """``response.shell_call_output_content.delta``; here ``delta`` is an object
+    (``{"stdout": ...}`` / ``{"stderr": ...}``), unlike every other delta."""
+
+    item_id: str = _str()
+    output_index: int = _int()
+    command_index: int = _int()
+    delta: JSONDict = _dict()
+
+
+@attrs.frozen(kw_only=True)
+class ShellCallOutputContentDone(ServerEvent):
+    """``response.shell_call_output_content.done``."""
+
+    item_id: str = _str()
+    output_index: int = _int()
+    command_index: int = _int()
+    output: list[Any] = _list()
+
+
+# -- the registry -------------------------------------------------------------------------------
+
+_HOSTED_PROGRESS = {
+    "file_search_call": ("in_progress", "searching", "completed"),
+    "web_search_call": ("in_progress", "searching", "completed"),
+    "code_interpreter_call": ("in_progress", "interpreting", "completed"),
+    "image_generation_call": ("in_progress", "generating", "completed"),
+    "mcp_call": ("in_progress", "completed", "failed"),
+    "mcp_list_tools": ("in_progress", "completed", "failed"),
+}
+
+_REGISTRY: dict[str, type[ServerEvent]] = {
+    "response.created": ResponseCreated,
+    "response.in_progress": ResponseInProgress,
+    "response.queued": ResponseQueued,
+    "response.completed": ResponseCompleted,
+    "response.done": ResponseCompleted,
+    "response.failed": ResponseFailed,
+    "response.incomplete": ResponseIncomplete,
+    "error": ErrorEvent,
+    "response.output_item.added": OutputItemAdded,
+    "response.output_item.done": OutputItemDone,
+    "response.content_part.added": ContentPartAdded,
+    "response.content_part.done": ContentPartDone,
+    "response.output_text.delta": OutputTextDelta,
+    "response.output_text.done": OutputTextDone,
+    "response.output_text.annotation.added": OutputTextAnnotationAdded,
+    "response.refusal.delta": RefusalDelta,
+    "response.refusal.done": RefusalDone,
+    "response.function_call_arguments.delta": FunctionCallArgumentsDelta,
+    "response.function_call_arguments.done": FunctionCallArgumentsDone,
+    "response.custom_tool_call_input.delta": CustomToolCallInputDelta,
+    "response.custom_tool_call_input.done": CustomToolCallInputDone,
+    "response.reasoning_summary_part.added": ReasoningSummaryPartAdded,
+    "response.reasoning_summary_part.done": ReasoningSummaryPartDone,
+    "response.reasoning_summary_text.delta": ReasoningSummaryTextDelta,
+    "response.reasoning_summary_text.done": ReasoningSummaryTextDone,
+    "response.reasoning_text.delta": ReasoningTextDelta,
+    "response.reasoning_text.done": ReasoningTextDone,
+    "response.audio.delta": AudioDelta,
+    "response.audio.done": AudioDone,
+    "response.audio.transcript.delta": AudioTranscriptDelta,
+    "response.audio.transcript.done": AudioTranscriptDone,
+    "response.image_generation_call.partial_image": ImageGenerationPartialImage,
+    "response.code_interpreter_call_code.delta": CodeInterpreterCodeDelta,
+    "response.code_interpreter_call_code.done": CodeInterpreterCodeDone,
+    "response.mcp_call_arguments.delta": McpCallArgumentsDelta,
+    "response.mcp_call_arguments.done": McpCallArgumentsDone,
+    "response.shell_call_command.added": ShellCallCommandAdded,
+    "response.shell_call_command.delta": ShellCallCommandDelta,
+    "response.shell_call_command.done": ShellCallCommandDone,
+    "response.shell_call_output_content.delta": ShellCallOutputContentDelta,
+    "response.shell_call_output_content.done": ShellCallOutputContentDone,
+}
+for _tool, _states in _HOSTED_PROGRESS.items():
+    for _state in _states:
+        _REGISTRY[f"response.{_tool}.{_state}"] = ToolCallProgress
+
+# (attribute name, JSON key, accepted types, default or factory, default is a factory)
+_Spec = tuple[tuple[str, str, tuple[type, ...], Any, bool], ...]
+_SPECS: dict[type[ServerEvent], _Spec] = {}
+_BASE_FIELDS = frozenset({"type", "sequence_number", "raw"})
+
+
+def _spec_of(cls: type[ServerEvent]) -> _Spec:
+    spec = _SPECS.get(cls)
+    if spec is None:
+        rows = []
+        for field in attrs.fields(cls):
+            if field.name in _BASE_FIELDS or "types" not in field.metadata:
+                continue
+            if isinstance(field.default, attrs.Factory):  # type: ignore[arg-type]
+                default, is_factory = field.default.factory, True
+            else:
+                default, is_factory = field.default, False
+            key = field.metadata["key"] or field.name
+            rows.append((field.name, key, field.metadata["types"], default, is_factory))
+        spec = _SPECS[cls] = tuple(rows)
+    return spec
+
+
+for _cls in set(_REGISTRY.values()):
+    _spec_of(_cls)
+    _cls.TYPES = tuple(sorted(t for t, c in _REGISTRY.items() if c is _cls))
+
+
+def event_types() -> frozenset[str]:
+    """Every event type string :func:`parse_server_event` turns into a specific class."""
+    return frozenset(_REGISTRY)
+
+
+def _type_name(types: tuple[type, ...]) -> str:
+    return {str: "a string", int: "an integer", dict: "an object", list: "an array"}.get(
+        types[0], types[0].__name__
+    )
+
+
+def _fill(cls: type[ServerEvent], data: Mapping[str, Any], kwargs: dict[str, Any]) -> None:
+    for name, key, types, default, is_factory in _spec_of(cls):
+        value = data.get(key)
+        if value is None:
+            value = default() if is_factory else default
+        elif not isinstance(value, types) or (type(value) is bool and bool not in types):
+            raise ProtocolError(
+                f"{kwargs['type']!r} event field {key!r} must be {_type_name(types)}, "
+                f"got {type(value).__name__}"
+            )
+        kwargs[name] = value
+
+
+def _optional_str(value: Any) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    raise ProtocolError(f"error field must be a string, got {type(value).__name__}")
+
+
+def _parse_error(data: Mapping[str, Any], kwargs: dict[str, Any]) -> ErrorEvent:
+    nested = data.get("error")
+    if isinstance(nested, str):  # {"type": "error", "error": "message"}, seen on proxies
+        nested = {"message": nested}
+    elif nested is not None and not isinstance(nested, dict):
+        raise ProtocolError(
+            f"'error' event field 'error' must be an object, got {type(nested).__name__}"
+        )
+    source: Mapping[str, Any] = nested if isinstance(nested, dict) else data
+    status = data.get("status", source.get("status"))
+    if status is not None and type(status) is not int:
+        # a numeric string is a status; anything else (e.g. "failed") is not an HTTP status
+        status = int(status) if isinstance(status, str) and status.isdigit() else None
+    headers = source.get("headers", data.get("headers"))
+    if not isinstance(headers, dict):
+        headers = {}
+    message = _optional_str(source.get("message")) or ""
+    return ErrorEvent(
+        code=_optional_str(source.get("code")),
+        message=message,
+        error_type=_optional_str(source.get("type")) if source is not data else None,
+        param=_optional_str(source.get("param")),
+        status=status,
+        headers=headers,
+        **kwargs,
+    )
+
+
+def parse_server_event(data: Mapping[str, Any] | str | bytes | bytearray) -> ServerEvent:
+    """Parse one server event.
+
+    Args:
+        data: a WebSocket text frame or SSE ``data`` (JSON text, ``str`` or UTF-8 ``bytes``), or
+            an already-decoded JSON object.
+
+    Returns:
+        The typed event: a specific class for the types of PROTOCOL.md section 3, an
+        :class:`UnknownEvent` for any other type. ``.raw`` holds the whole object.
+
+    Raises:
+        ProtocolError: the text is not JSON, not a JSON object, has no string ``type``, or a
+            known field has the wrong JSON type. Nothing else is raised, whatever the input.
+    """
+    if isinstance(data, (str, bytes, bytearray)):
+        try:
+            decoded = json.loads(data)
+        except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+            raise ProtocolError(f"server event is not valid JSON: {_preview(data)}") from exc
+    elif isinstance(data, Mapping) and not isinstance(data, dict):
+        decoded = dict(data)
+    else:
+        decoded = data
+    if not isinstance(decoded, dict):
+        raise ProtocolError(
+            f"server event must be a JSON object, got {type(decoded).__name__}: {_preview(data)}"
+        )
+    event_type = decoded.get("type")
+    if not isinstance(event_type, str) or not event_type:
+        raise ProtocolError(f"server event has no 'type': {_preview(data)}")
+    sequence_number = decoded.get("sequence_number")
+    if type(sequence_number) is not int:
+        sequence_number = None
+    kwargs: dict[str, Any] = {
+        "type": event_type,
+        "sequence_number": sequence_number,
+        "raw": decoded,
+    }
+    cls = _REGISTRY.get(event_type)
+    if cls is None:
+        return UnknownEvent(**kwargs)
+    if cls is ErrorEvent:
+        return _parse_error(decoded, kwargs)
+    _fill(cls, decoded, kwargs)
+    return cls(**kwargs)
+
+
+def _preview(data: Any, limit: int = 120) -> str:
+    if isinstance(data, (bytes, bytearray)):
+        text = bytes(data[: limit + 1]).decode("utf-8", "replace")
+    elif isinstance(data, str):
+        text = data[: limit + 1]
+    else:
+        text = repr(data)[: limit + 1]
+    return repr(text[:limit]) + ("..." if len(text) > limit else "")
+
+
+# -- accumulation -------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class TerminalState:
+    """How a response ended.
+
+    Attributes:
+        status: ``"completed"``, ``"incomplete"``, ``"failed"``, ``"cancelled"``, or ``"error"``
+            (an ``error`` event ended the stream without a response object).
+        event: the terminal event.
+        error: the typed API error for ``failed`` and ``error``, else None.
+    """
+
+    status: str
+    event: ServerEvent
+    error: APIError | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True for a response that produced a result (completed or incomplete)."""
+        return self.status in ("completed", "incomplete")
+
+
+_TEXT_PART: Final[JSONDict] = {"type": "output_text", "annotations": []}
+_REFUSAL: Final[JSONDict] = {"type": "refusal"}
+_SUMMARY: Final[JSONDict] = {"type": "summary_text"}
+_REASONING: Final[JSONDict] = {"type": "reasoning_text"}
+
+
+class ResponseAccumulator:
+    """Folds the server events of one response into the response object.
+
+    Feed it every event of one response in order; read :attr:`output` (built from the stream
+    events alone) at any time, and :attr:`response` (the final response object) once
+    :attr:`terminal` is set.
+
+    Text is kept as chunk lists and joined when read, so a response of tens of thousands of
+    deltas folds in linear time. ``*.done`` events and ``response.output_item.done`` are
+    authoritative: they replace what the deltas built. A repeated event (same
+    ``sequence_number`` as the one before) is ignored; a ``sequence_number`` that goes backwards
+    raises :class:`ProtocolError`. Events after the terminal one are ignored and counted in
+    :attr:`ignored`.
+
+    Not thread-safe: one accumulator per response, fed by one thread.
+    """
+
+    def __init__(self) -> None:
+        self._snapshot: JSONDict = {}
+        self._items: dict[int, JSONDict] = {}
+        self._index_by_id: dict[str, int] = {}
+        # (output_index, path...) -> text chunks not yet joined into the item
+        self._chunks: dict[tuple[Any, ...], list[str]] = {}
+        self._output_cache: list[JSONDict] | None = None
+        self._last_sequence: int | None = None
+        self.terminal: TerminalState | None = None
+        self.ignored = 0
+        self.events = 0
+        self._handlers: dict[type[ServerEvent], Callable[[Any], None]] = {
+            ResponseCreated: self._on_response,
+            ResponseInProgress: self._on_response,
+            ResponseQueued: self._on_response,
+            ResponseCompleted: self._on_terminal_response,
+            ResponseFailed: self._on_terminal_response,
+            ResponseIncomplete: self._on_terminal_response,
+            ErrorEvent: self._on_error,
+            OutputItemAdded: self._on_item_added,
+            OutputItemDone: self._on_item_done,
+            ContentPartAdded: self._on_part,
+            ContentPartDone: self._on_part,
+            OutputTextDelta: self._on_text_delta,
+            OutputTextDone: self._on_text_done,
+            OutputTextAnnotationAdded: self._on_annotation,
+            RefusalDelta: self._on_refusal_delta,
+            RefusalDone: self._on_refusal_done,
+            FunctionCallArgumentsDelta: self._on_arguments_delta,
+            FunctionCallArgumentsDone: self._on_arguments_done,
+            McpCallArgumentsDelta: self._on_arguments_delta,
+            McpCallArgumentsDone: self._on_arguments_done,
+            CustomToolCallInputDelta: self._on_custom_input_delta,
+            CustomToolCallInputDone: self._on_custom_input_done,
+            ReasoningSummaryPartAdded: self._on_summary_part,
+            ReasoningSummaryPartDone: self._on_summary_part,
+            ReasoningSummaryTextDelta: self._on_summary_delta,
+            ReasoningSummaryTextDone: self._on_summary_done,
+            ReasoningTextDelta: self._on_reasoning_delta,
+            ReasoningTextDone: self._on_reasoning_done,
+            CodeInterpreterCodeDelta: self._on_code_delta,
+            CodeInterpreterCodeDone: self._on_code_done,
+            ShellCallCommandAdded: self._on_command_set,
+            ShellCallCommandDelta: self._on_command_delta,
+            ShellCallCommandDone: self._on_command_set,
+            ShellCallOutputContentDelta: self._on_shell_output_delta,
+            ShellCallOutputContentDone: self._on_shell_output_done,
+            ToolCallProgress: self._on_progress,
+        }
+
+    # -- reading ---------------------------------------------------------------------------
+
+    @property
+    def done(self) -> bool:
+        """Whether a terminal event arrived."""
+        return self.terminal is not None
+
+    @property
+    def response_id(self) -> str | None:
+        value = self._snapshot.get("id")
+        return value if isinstance(value, str) else None
+
+    @property
+    def output(self) -> list[JSONDict]:
+        """The output items built from the stream events, in ``output_index`` order.
+
+        A fresh list of fresh dicts: callers may keep or change it.
+        """
+        if self._output_cache is None:
+            self._output_cache = [self._materialize(i) for i in sorted(self._items)]
+        return copy.deepcopy(self._output_cache)
+
+    @property
+    def response(self) -> JSONDict:
+        """The response object: the last one the server sent, with the streamed output.
+
+        When the terminal event's response lists output items, those are authoritative and
+        kept. When it lists none (some servers send ``"output": []`` in ``response.completed``
+        after streaming items), the items built from the stream take their place.
+        """
+        result = copy.deepcopy(self._snapshot)
+        server_output = result.get("output")
+        if not (isinstance(server_output, list) and server_output):
+            result["output"] = self.output
+        return result
+
+    @property
+    def usage(self) -> JSONDict | None:
+        usage = self._snapshot.get("usage")
+        return copy.deepcopy(usage) if isinstance(usage, dict) else None
+
+    # -- feeding ---------------------------------------------------------------------------
+
+    def feed(self, event: ServerEvent) -> TerminalState | None:
+        """Fold *event* in.
+
+        Returns:
+            The terminal state when *event* ended the response, else None.
+
+        Raises:
+            ProtocolError: the event's ``sequence_number`` is lower than the previous one's.
+        """
+        if self.terminal is not None:
+            self.ignored += 1
+            return None
+        sequence = event.sequence_number
+        if sequence is not None:
+            last = self._last_sequence
+            if last is not None:
+                if sequence == last:
+                    self.ignored += 1
+                    return None
+                if sequence < last:
+                    raise ProtocolError(
+                        f"sequence_number went backwards ({sequence} after {last}) "
+                        f"at {event.type!r}"
+                    )
+            self._last_sequence = sequence
+        self.events += 1
+        handler = self._handlers.get(type(event))
+        if handler is not None:
+            self._output_cache = None
+            handler(event)
+        return self.terminal
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def _on_response(self, event: ResponseEvent) -> None:
+        self._snapshot = dict(event.response)
+
+    def _on_terminal_response(self, event: ResponseEvent) -> None:
+        self._snapshot = dict(event.response)
+        status = event.status
+        if isinstance(event, ResponseFailed):
+            status = "failed" if status not in ("failed", "cancelled") else status
+            self.terminal = TerminalState(status, event, _response_error(event.response))
+        elif isinstance(event, ResponseIncomplete):
+            self.terminal = TerminalState("incomplete", event)
+        else:
+            if status in ("failed", "cancelled"):  # response.done may carry any final status
+                self.terminal = TerminalState(status, event, _response_error(event.response))
+            elif status == "incomplete":
+                self.terminal = TerminalState("incomplete", event)
+            else:
+                self.terminal = TerminalState("completed", event)
+
+    def _on_error(self, event: ErrorEvent) -> None:
+        self._snapshot.setdefault("status", "failed")
+        if self._snapshot.get("status") in ("in_progress", "queued"):
+            self._snapshot["status"] = "failed"
+        self.terminal = TerminalState("error", event, event.to_exception())
+
+    # -- items -----------------------------------------------------------------------------
+
+    def _locate(self, output_index: int, item_id: str, kind: str) -> tuple[int, JSONDict]:
+        """The item an event refers to, by ``output_index`` or else by ``item_id``; created
+        (with the event's *kind*) when the stream skipped its ``output_item.added``."""
+        item = self._items.get(output_index)
+        if item is not None:
+            return output_index, item
+        if item_id and item_id in self._index_by_id:
+            index = self._index_by_id[item_id]
+            return index, self._items[index]
+        item = {"type": kind, "status": "in_progress"}
+        if item_id:
+            item["id"] = item_id
+            self._index_by_id[item_id] = output_index
+        if kind == "message":
+            item.update(role="assistant", content=[])
+        elif kind == "reasoning":
+            item["summary"] = []
+        self._items[output_index] = item
+        return output_index, item
+
+    def _on_item_added(self, event: OutputItemAdded) -> None:
+        if event.output_index in self._items:
+            return  # a repeated "added" must not wipe what the deltas built
+        item = copy.deepcopy(event.item)
+        self._items[event.output_index] = item
+        item_id = item.get("id")
+        if isinstance(item_id, str):
+            self._index_by_id[item_id] = event.output_index
+
+    def _on_item_done(self, event: OutputItemDone) -> None:
+        item_id = event.item.get("id")
+        index = event.output_index
+        if index not in self._items and isinstance(item_id, str) and item_id in self._index_by_id:
+            index = self._index_by_id[item_id]
+        self._items[index] = copy.deepcopy(event.item)
+        if isinstance(item_id, str):
+            self._index_by_id[item_id] = index
+        for key in [k for k in self._chunks if k[0] == index]:
+            del self._chunks[key]
+
+    @staticmethod
+    def _slot(item: JSONDict, container: str, position: int) -> JSONDict:
+        """``item[container][position]``, growing the list with empty placeholders as needed."""
+        seq = item.get(container)
+        if not isinstance(seq, list):
+            seq = item[container] = []
+        while len(seq) <= position:
+            seq.append({})
+        slot = seq[position]
+        if not isinstance(slot, dict):
+            slot = seq[position] = {}
+        return slot
+
+    def _append(self, key: tuple[Any, ...], current: Any, delta: str) -> None:
+        """Add *delta* to the text at *key*, which starts from *current* (the text so far)."""
+        chunks = self._chunks.get(key)
+        if chunks is None:
+            chunks = self._chunks[key] = [current] if isinstance(current, str) and current else []
+        chunks.append(delta)
+
+    # A text inside a part of an item: output_text and refusal parts of messages, summary parts
+    # and reasoning_text parts of reasoning items. (event, item kind, list, position, field,
+    # the keys a new part starts with)
+    def _part_delta(
+        self, event: Any, kind: str, container: str, position: int, field: str, blank: JSONDict
+    ) -> None:
+        index, item = self._locate(event.output_index, event.item_id, kind)
+        slot = self._slot(item, container, position)
+        for name, value in blank.items():
+            slot.setdefault(name, copy.copy(value))
+        self._append((index, container, position, field), slot.get(field), event.delta)
+
+    def _part_done(
+        self,
+        event: Any,
+        kind: str,
+        container: str,
+        position: int,
+        field: str,
+        blank: JSONDict,
+        value: str,
+    ) -> None:
+        index, item = self._locate(event.output_index, event.item_id, kind)
+        slot = self._slot(item, container, position)
+        for name, default in blank.items():
+            slot.setdefault(name, copy.copy(default))
+        slot[field] = value
+        self._chunks.pop((index, container, position, field), None)
+
+    def _on_text_delta(self, event: OutputTextDelta) -> None:
+        self._part_delta(event, "message", "content", event.content_index, "text", _TEXT_PART)
+
+    def _on_text_done(self, event: OutputTextDone) -> None:
+        self._part_done(
+            event, "message", "content", event.content_index, "text", _TEXT_PART, event.text
+        )
+
+    def _on_refusal_delta(self, event: RefusalDelta) -> None:
+        self._part_delta(event, "message", "content", event.content_index, "refusal", _REFUSAL)
+
+    def _on_refusal_done(self, event: RefusalDone) -> None:
+        self._part_done(
+            event, "message", "content", event.content_index, "refusal", _REFUSAL, event.refusal
+        )
+
+    def _on_summary_delta(self, event: ReasoningSummaryTextDelta) -> None:
+        self._part_delta(event, "reasoning", "summary", event.summary_index, "text", _SUMMARY)
+
+    def _on_summary_done(self, event: ReasoningSummaryTextDone) -> None:
+        self._part_done(
+            event, "reasoning", "summary", event.summary_index, "text", _SUMMARY, event.text
+        )
+
+    def _on_reasoning_delta(self, event: ReasoningTextDelta) -> None:
+        self._part_delta(event, "reasoning", "content", event.content_index, "text", _REASONING)
+
+    def _on_reasoning_done(self, event: ReasoningTextDone) -> None:
+        self._part_done(
+            event, "reasoning", "content", event.content_index, "text", _REASONING, event.text
+        )
+
+    def _replace_part(self, event: Any, kind: str, container: str, position: int) -> None:
+        """``*.part.added`` fills an empty slot; ``*.part.done`` replaces the part outright."""
+        index, item = self._locate(event.output_index, event.item_id, kind)
+        slot = self._slot(item, container, position)
+        if event.type.endswith(".added") and slot:
+            return  # keep what deltas already built
+        slot.clear()
+        slot.update(copy.deepcopy(event.part))
+        if event.type.endswith(".done"):
+            for field in ("text", "refusal"):
+                self._chunks.pop((index, container, position, field), None)
+
+    def _on_part(self, event: ContentPartAdded | ContentPartDone) -> None:
+        self._replace_part(event, "message", "content", event.content_index)
+
+    def _on_summary_part(self, event: ReasoningSummaryPartAdded | ReasoningSummaryPartDone) -> None:
+        self._replace_part(event, "reasoning", "summary", event.summary_index)
+
+    def _on_annotation(self, event: OutputTextAnnotationAdded) -> None:
+        _, item = self._locate(event.output_index, event.item_id, "message")
+        slot = self._slot(item, "content", event.content_index)
+        slot.setdefault("type", "output_text")
+        annotations = slot.get("annotations")
+        if not isinstance(annotations, list):
+            annotations = slot["annotations"] = []
+        annotation = copy.deepcopy(event.annotation)
+        if 0 <= event.annotation_index < len(annotations):
+            annotations[event.annotation_index] = annotation
+        else:
+            annotations.append(annotation)
+
+    # A text field of the item itself: arguments, custom tool input, code.
+    def _field_delta(self, event: Any, kind: str, field: str) -> None:
+        index, item = self._locate(event.output_index, event.item_id, kind)
+        self._append((index, field), item.get(field), event.delta)
+
+    def _field_done(self, event: Any, kind: str, field: str, value: str) -> JSONDict:
+        index, item = self._locate(event.output_index, event.item_id, kind)
+        item[field] = value
+        self._chunks.pop((index, field), None)
+        return item
+
+    def _on_arguments_delta(
+        self, event: FunctionCallArgumentsDelta | McpCallArgumentsDelta
+    ) -> None:
+        kind = "mcp_call" if isinstance(event, McpCallArgumentsDelta) else "function_call"
+        self._field_delta(event, kind, "arguments")
+
+    def _on_arguments_done(self, event: FunctionCallArgumentsDone | McpCallArgumentsDone) -> None:
+        kind = "mcp_call" if isinstance(event, McpCallArgumentsDone) else "function_call"
+        item = self._field_done(event, kind, "arguments", event.arguments)
+        if isinstance(event, FunctionCallArgumentsDone) and event.name:
+            item["name"] = event.name
+
+    def _on_custom_input_delta(self, event: CustomToolCallInputDelta) -> None:
+        self._field_delta(event, "custom_tool_call", "input")
+
+    def _on_custom_input_done(self, event: CustomToolCallInputDone) -> None:
+        self._field_done(event, "custom_tool_call", "input", event.input)
+
+    def _on_code_delta(self, event: CodeInterpreterCodeDelta) -> None:
+        self._field_delta(event, "code_interpreter_call", "code")
+
+    def _on_code_done(self, event: CodeInterpreterCodeDone) -> None:
+        self._field_done(event, "code_interpreter_call", "code", event.code)
+
+    def _commands(self, event: Any) -> tuple[int, list[Any]]:
+        index, item = self._locate(event.output_index, event.item_id, "shell_call")
+        action = item.get("action")
+        if not isinstance(action, dict):
+            action = item["action"] = {}
+        commands = action.get("commands")
+        if not isinstance(commands, list):
+            commands = action["commands"] = []
+        while len(commands) <= event.command_index:
+            commands.append("")
+        return index, commands
+
+    def _on_command_set(self, event: ShellCallCommandAdded | ShellCallCommandDone) -> None:
+        index, commands = self._commands(event)
+        commands[event.command_index] = event.command
+        self._chunks.pop((index, "commands", event.command_index), None)
+
+    def _on_command_delta(self, event: ShellCallCommandDelta) -> None:
+        index, commands = self._commands(event)
+        key = (index, "commands", event.command_index)
+        self._append(key, commands[event.command_index], event.delta)
+
+    def _on_shell_output_delta(self, event: ShellCallOutputContentDelta) -> None:
+        _, item = self._locate(event.output_index, event.item_id, "shell_call_output")
+        entry = self._slot(item, "output", event.command_index)
+        for stream, text in event.delta.items():
+            if isinstance(text, str):
+                previous = entry.get(stream)
+                entry[stream] = (previous if isinstance(previous, str) else "") + text
+
+    def _on_shell_output_done(self, event: ShellCallOutputContentDone) -> None:
+        _, item = self._locate(event.output_index, event.item_id, "shell_call_output")
+        item["output"] = copy.deepcopy(event.output)
+
+    def _on_progress(self, event: ToolCallProgress) -> None:
+        kind = event.type.split(".")[1]
+        _, item = self._locate(event.output_index, event.item_id, kind)
+        item["status"] = event.status
+
+    # -- materialising ---------------------------------------------------------------------
+
+    def _materialize(self, index: int) -> JSONDict:
+        item = copy.deepcopy(self._items[index])
+        for key, chunks in self._chunks.items():
+            if key[0] != index:
+                continue
+            text = "".join(chunks)
+            path = key[1:]
+            if len(path) == 1:
+                item[path[0]] = text
+            elif path[0] == "commands":
+                action = item.setdefault("action", {})
+                action["commands"][path[1]] = text
+            else:
+                container, position, field = path
+                item[container][position][field] = text
+        return item
+
+
+def _response_error(response: Mapping[str, Any]) -> APIError:
+    error = response.get("error")
+    if not isinstance(error, dict):
+        error = {}
+    code = error.get("code")
+    message = error.get("message")
+    return api_error_from_fields(
+        message=message if isinstance(message, str) else "the response failed",
+        code=code if isinstance(code, str) else None,
+        type=error.get("type") if isinstance(error.get("type"), str) else None,
+    )
