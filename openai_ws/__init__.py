@@ -6,6 +6,13 @@ This module only re-exports; every name lives in the module named after its conc
 from __future__ import annotations
 
 from ._version import __version__
+from .chain import ChainPlan, plan_request
+from .convert import (
+    build_assistant_message_from_response,
+    convert_messages_to_input_items,
+    convert_tools,
+    output_items_to_input_items,
+)
 from .exceptions import (
     APIError,
     AuthenticationError,
@@ -22,18 +29,38 @@ from .exceptions import (
     StreamTimeout,
     TransportError,
 )
+from .messages import (
+    AssistantMessage,
+    Context,
+    Cost,
+    ImageContent,
+    ModelInfo,
+    TextContent,
+    ThinkingContent,
+    Tool,
+    ToolCall,
+    ToolResultMessage,
+    Usage,
+    UserMessage,
+)
 from .protocol import ResponseAccumulator, parse_server_event
 from .sse import SSEDecoder, SSEMessage
 
 __all__ = [
     "APIError",
+    "AssistantMessage",
     "AuthenticationError",
+    "ChainPlan",
     "ConcurrencyError",
     "ConfigurationError",
     "ConnectError",
     "ConnectionClosed",
     "ConnectionLimitReached",
+    "Context",
     "ContextLengthExceeded",
+    "Cost",
+    "ImageContent",
+    "ModelInfo",
     "OpenAIWSError",
     "PreviousResponseNotFound",
     "ProtocolError",
@@ -42,7 +69,19 @@ __all__ = [
     "SSEDecoder",
     "SSEMessage",
     "StreamTimeout",
+    "TextContent",
+    "ThinkingContent",
+    "Tool",
+    "ToolCall",
+    "ToolResultMessage",
     "TransportError",
+    "Usage",
+    "UserMessage",
     "__version__",
+    "build_assistant_message_from_response",
+    "convert_messages_to_input_items",
+    "convert_tools",
+    "output_items_to_input_items",
     "parse_server_event",
+    "plan_request",
 ]
