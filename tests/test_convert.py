@@ -30,8 +30,7 @@ from openai_ws.messages import (
     split_tool_call_id,
 )
 from openai_ws.protocol import ResponseAccumulator, parse_server_event
-
-from .conftest import all_recorded_streams
+from tests.conftest import all_recorded_streams
 
 WEATHER = Tool(
     "get_weather",

@@ -17,8 +17,17 @@ def test_every_export_exists() -> None:
         assert hasattr(openai_ws, name), name
 
 
+TESTING_MODULES = [
+    "testing",
+    "testing.engine",
+    "testing.faults",
+    "testing.models",
+    "testing.server",
+]
+
+
 def test_public_modules_declare_all_and_export_what_they_list() -> None:
-    for module_name in PUBLIC_MODULES:
+    for module_name in PUBLIC_MODULES + TESTING_MODULES:
         module = importlib.import_module(f"openai_ws.{module_name}")
         assert module.__all__, module_name
         for name in module.__all__:

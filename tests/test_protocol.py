@@ -26,8 +26,7 @@ from openai_ws.protocol import (
     UnknownEvent,
     parse_server_event,
 )
-
-from .conftest import all_recorded_streams, recorded_files
+from tests.conftest import all_recorded_streams, recorded_files
 
 RESPONSE = {"id": "resp_1", "object": "response", "status": "in_progress", "output": []}
 
