@@ -45,6 +45,7 @@ from .messages import (
 )
 from .protocol import ResponseAccumulator, parse_server_event
 from .sse import SSEDecoder, SSEMessage
+from .transports import SSETransport, WebSocketConnection
 
 __all__ = [
     "APIError",
@@ -68,6 +69,7 @@ __all__ = [
     "ResponseAccumulator",
     "SSEDecoder",
     "SSEMessage",
+    "SSETransport",
     "StreamTimeout",
     "TextContent",
     "ThinkingContent",
@@ -77,6 +79,7 @@ __all__ = [
     "TransportError",
     "Usage",
     "UserMessage",
+    "WebSocketConnection",
     "__version__",
     "build_assistant_message_from_response",
     "convert_messages_to_input_items",

@@ -10,6 +10,7 @@ import openai_ws
 
 PACKAGE = Path(openai_ws.__file__).parent
 PUBLIC_MODULES = ["chain", "convert", "exceptions", "messages", "protocol", "sse"]
+IO_MODULES = ["transports", "transports.websocket", "transports.http"]
 
 
 def test_every_export_exists() -> None:
@@ -27,7 +28,7 @@ TESTING_MODULES = [
 
 
 def test_public_modules_declare_all_and_export_what_they_list() -> None:
-    for module_name in PUBLIC_MODULES + TESTING_MODULES:
+    for module_name in PUBLIC_MODULES + IO_MODULES + TESTING_MODULES:
         module = importlib.import_module(f"openai_ws.{module_name}")
         assert module.__all__, module_name
         for name in module.__all__:
@@ -68,6 +69,8 @@ def test_api_md_names_are_exported() -> None:
         "convert_tools",
         "convert_messages_to_input_items",
         "build_assistant_message_from_response",
+        "WebSocketConnection",
+        "SSETransport",
     ]:
         assert name in openai_ws.__all__, name
 

@@ -601,6 +601,7 @@ class FakeResponsesServer:
         try:
             for message in connection:
                 if self._closing.is_set():
+                    connection.close(1001, "server shutting down")
                     return
                 if isinstance(message, bytes):
                     self._counters.add("body_bytes_in", len(message))
@@ -742,7 +743,8 @@ class _WebSocketSink:
         self._connection.close(code, reason)
 
     def abort(self) -> None:
-        """The server is closing: it closes the connection itself."""
+        """The server is shutting down: going away."""
+        self._connection.close(1001, "server shutting down")
 
     def finish(self) -> None:
         """Nothing ends a reply over WebSocket but its terminal event."""

@@ -1,0 +1,295 @@
+"""HTTP streaming: ``POST /v1/responses`` with ``stream: true``, read as server-sent events.
+
+:class:`SSETransport` uses a ``requests.Session`` (its own, or yours), reads the body with
+``iter_content(chunk_size=None)`` into the core's :class:`~openai_ws.sse.SSEDecoder` (never
+``iter_lines()``, which splits a CRLF that straddles two chunks into a phantom blank line), and
+yields the same typed server events as WebSocket mode.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import urllib.parse
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, Final
+
+import requests
+import requests.adapters
+import urllib3.exceptions
+
+from .._redact import redact
+from ..exceptions import (
+    ConfigurationError,
+    ConnectError,
+    ConnectionClosed,
+    ProtocolError,
+    StreamTimeout,
+)
+from ..protocol import ServerEvent, parse_server_event
+from ..sse import SSEDecoder
+from ._common import api_error_from_response, auth_headers
+
+__all__ = ["HTTPResponseEvents", "SSETransport"]
+
+logger = logging.getLogger("openai_ws")
+
+_DEFAULT_TIMEOUT: Final = (10.0, 600.0)
+
+
+def _timeouts(
+    value: float | tuple[float | None, float | None] | None,
+) -> tuple[float | None, float | None]:
+    if value is None:
+        return _DEFAULT_TIMEOUT
+    if isinstance(value, tuple):
+        connect, read = value
+        return connect, read
+    return float(value), float(value)
+
+
+class SSETransport:
+    """The Responses API over HTTP streaming.
+
+    Args:
+        base_url: the API base URL, e.g. ``https://api.openai.com/v1``; requests go to
+            ``{base_url}/responses``.
+        api_key: sent as ``Authorization: Bearer <key>``.
+        session: a ``requests.Session`` to use (and not close); by default the transport makes
+            its own, with a connection pool sized for many threads, and closes it in
+            :meth:`close`.
+        timeout: ``(connect, read)`` seconds, or one number for both. *read* bounds the wait
+            for the response headers and for every chunk after them (the idle timeout).
+        headers: extra request headers.
+        organization, project: sent as ``OpenAI-Organization`` / ``OpenAI-Project``.
+        verify: passed to requests (a CA bundle path, or True).
+
+    Thread-safety: one transport may serve many threads at once; each :meth:`create` is its
+    own HTTP request on the session's connection pool (requests' sessions are used this way
+    widely, though requests does not promise it; pass a session per thread to be strict).
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        api_key: str | None,
+        session: requests.Session | None = None,
+        timeout: float | tuple[float | None, float | None] | None = None,
+        headers: Mapping[str, str] | Sequence[tuple[str, str]] = (),
+        organization: str | None = None,
+        project: str | None = None,
+        verify: bool | str = True,
+    ) -> None:
+        parsed = urllib.parse.urlsplit(base_url)
+        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+            raise ConfigurationError(
+                f"base_url must be an http:// or https:// URL, got {base_url!r}"
+            )
+        self.base_url = base_url.rstrip("/")
+        self.url = f"{self.base_url}/responses"
+        self._headers = auth_headers(api_key, headers, organization=organization, project=project)
+        self._headers.setdefault("Accept", "text/event-stream")
+        self._headers.setdefault("Content-Type", "application/json")
+        self.timeout = _timeouts(timeout)
+        self.verify = verify
+        self._owns_session = session is None
+        if session is None:
+            session = requests.Session()
+            adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=256)
+            session.mount("https://", adapter)
+            session.mount("http://", adapter)
+        self.session = session
+
+    def __repr__(self) -> str:
+        return f"<SSETransport {self.url}>"
+
+    def create(
+        self,
+        payload: Mapping[str, Any],
+        *,
+        timeout: float | tuple[float | None, float | None] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> HTTPResponseEvents:
+        """POST the request with ``stream: true`` and return its events.
+
+        The HTTP status is checked before anything is yielded: an error status raises the
+        typed :class:`~openai_ws.exceptions.APIError` (``AuthenticationError`` for 401,
+        ``RateLimitError`` with ``retry_after`` for 429...). API errors inside the stream are
+        events, as over WebSocket.
+
+        Raises:
+            ConnectError: the request could not be sent.
+            StreamTimeout: no response headers within the read timeout.
+            APIError: the server answered with an error status.
+            ProtocolError: the answer is not an event stream.
+            ConnectionClosed: (while iterating) the body ended before the terminal event;
+                StreamTimeout: (while iterating) no data within the read timeout.
+        """
+        if not isinstance(payload, Mapping):
+            raise TypeError(f"payload must be a mapping, got {type(payload).__name__}")
+        body = {k: v for k, v in payload.items() if k != "type"}
+        body["stream"] = True
+        data = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+        request_headers = dict(self._headers)
+        if headers:
+            request_headers.update(headers)
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug(
+                "http: POST %s %s", self.url, redact(data[:500].decode("utf-8", "replace"))
+            )
+        limits = _timeouts(timeout) if timeout is not None else self.timeout
+        try:
+            response = self.session.post(
+                self.url,
+                data=data,
+                headers=request_headers,
+                stream=True,
+                timeout=limits,
+                allow_redirects=False,
+                verify=self.verify,
+            )
+        except requests.exceptions.SSLError as exc:
+            raise ConnectError(f"TLS failed for {self.url}: {exc}", retryable=False) from exc
+        except (requests.exceptions.ConnectTimeout, requests.exceptions.ProxyError) as exc:
+            raise ConnectError(f"could not connect to {self.url}: {exc}", retryable=True) from exc
+        except requests.exceptions.ReadTimeout as exc:
+            raise StreamTimeout(
+                f"no response from {self.url} within {limits[1]}s",
+                timeout=limits[1],
+                phase="first_event",
+            ) from exc
+        except requests.exceptions.ConnectionError as exc:
+            raise ConnectError(f"could not connect to {self.url}: {exc}", retryable=True) from exc
+        except requests.exceptions.RequestException as exc:
+            raise ConnectError(f"the request to {self.url} failed: {exc}", retryable=False) from exc
+        request_id = response.headers.get("x-request-id")
+        if response.status_code >= 300:
+            try:
+                content = response.content
+            except requests.exceptions.RequestException:
+                content = b""
+            finally:
+                response.close()
+            raise api_error_from_response(
+                response.status_code, response.headers, content, fallback="the request failed"
+            )
+        kind = response.headers.get("content-type", "")
+        if kind.split(";")[0].strip().lower() != "text/event-stream":
+            response.close()
+            raise ProtocolError(
+                f"expected an event stream from {self.url}, got content type {kind or 'none'!r}"
+            )
+        return HTTPResponseEvents(response, request_id, limits[1])
+
+    def close(self) -> None:
+        """Close the session, if the transport made it. Idempotent."""
+        if self._owns_session:
+            self.session.close()
+
+    def __enter__(self) -> SSETransport:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+class HTTPResponseEvents(Iterator[ServerEvent]):
+    """The events of one HTTP streaming response, ending with the terminal one.
+
+    Closing it (or dropping it, or leaving a ``with`` block) closes the HTTP response, which
+    cancels the request on the server.
+
+    Attributes:
+        request_id: the ``x-request-id`` the server gave.
+        response_id: the response's id, once ``response.created`` arrived.
+        terminal: the terminal event, once it arrived.
+    """
+
+    def __init__(
+        self, response: requests.Response, request_id: str | None, read_timeout: float | None
+    ) -> None:
+        self._response = response
+        self._read_timeout = read_timeout
+        self._decoder = SSEDecoder()
+        self._chunks = response.iter_content(chunk_size=None)
+        self._pending: list[Any] = []
+        self._done = False
+        self.request_id = request_id
+        self.response_id: str | None = None
+        self.terminal: ServerEvent | None = None
+
+    def __iter__(self) -> HTTPResponseEvents:
+        return self
+
+    def __next__(self) -> ServerEvent:
+        if self._done:
+            raise StopIteration
+        try:
+            while not self._pending:
+                try:
+                    chunk = next(self._chunks)
+                except StopIteration:
+                    truncated = self._decoder.finish()
+                    raise ConnectionClosed(
+                        "the event stream was cut in the middle of an event"
+                        if truncated
+                        else "the event stream ended before the response's terminal event",
+                        code=None,
+                        retryable=True,
+                    ) from None
+                self._pending = self._decoder.feed(chunk)
+                self._pending.reverse()
+            message = self._pending.pop()
+            if message.data == "[DONE]":  # not sent by the Responses API; tolerated
+                raise ConnectionClosed(
+                    "the event stream said [DONE] before the response's terminal event",
+                    code=None,
+                    retryable=True,
+                )
+            event = parse_server_event(message.data)
+        except requests.exceptions.ConnectionError as exc:
+            self._end()
+            if exc.args and isinstance(exc.args[0], urllib3.exceptions.ReadTimeoutError):
+                raise StreamTimeout(
+                    f"no data within {self._read_timeout}s",
+                    timeout=self._read_timeout,
+                    phase="idle",
+                ) from exc
+            raise ConnectionClosed(
+                f"the event stream broke: {exc}", code=None, retryable=True
+            ) from exc
+        except requests.exceptions.RequestException as exc:
+            self._end()
+            raise ConnectionClosed(
+                f"the event stream broke: {exc}", code=None, retryable=True
+            ) from exc
+        except BaseException:
+            self._end()
+            raise
+        if self.response_id is None:
+            response = event.raw.get("response")
+            if isinstance(response, dict) and isinstance(response.get("id"), str):
+                self.response_id = response["id"]
+        if event.is_terminal:
+            self.terminal = event
+            self._end()
+        return event
+
+    def _end(self) -> None:
+        self._done = True
+        self._response.close()
+
+    def close(self) -> None:
+        """Stop reading and close the HTTP response. Idempotent."""
+        self._end()
+
+    def __enter__(self) -> HTTPResponseEvents:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        if not self._done:
+            self._end()

@@ -1,0 +1,111 @@
+"""The helpers both transports share: retry-after, proxies, headers, error bodies."""
+
+from __future__ import annotations
+
+import email.utils
+import time
+
+import pytest
+
+from openai_ws.exceptions import AuthenticationError, ConfigurationError, RateLimitError
+from openai_ws.transports._common import (
+    Deadline,
+    api_error_from_response,
+    auth_headers,
+    parse_retry_after,
+    resolve_proxy,
+)
+from tests.transports.servers import env
+
+CLEAR = {
+    name: None
+    for upper in ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY")
+    for name in (upper, upper.lower())
+}
+
+
+def test_deadline() -> None:
+    assert Deadline(None).remaining() is None
+    assert not Deadline(None).expired()
+    assert Deadline(0).expired()
+    remaining = Deadline(10).remaining()
+    assert remaining is not None
+    assert 9 < remaining <= 10
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("2", 2.0), ("0.5", 0.5), ("-3", 0.0), ("soon", None), ("", None), (None, None)],
+)
+def test_retry_after_seconds(value: str | None, expected: float | None) -> None:
+    assert parse_retry_after(value) == expected
+
+
+def test_retry_after_http_date() -> None:
+    when = email.utils.formatdate(time.time() + 30, usegmt=True)
+    seconds = parse_retry_after(when)
+    assert seconds is not None
+    assert 25 < seconds <= 30
+
+
+def test_error_body_shapes() -> None:
+    error = api_error_from_response(
+        429,
+        {"retry-after-ms": "1500", "x-request-id": "req_1"},
+        b'{"error": {"message": "slow", "code": "rate_limit_exceeded"}}',
+        fallback="f",
+    )
+    assert isinstance(error, RateLimitError)
+    assert (error.retry_after, error.request_id, error.code) == (
+        1.5,
+        "req_1",
+        "rate_limit_exceeded",
+    )
+    plain = api_error_from_response(401, {}, b'{"error": "bad key"}', fallback="f")
+    assert isinstance(plain, AuthenticationError)
+    assert plain.message == "bad key"
+    empty = api_error_from_response(500, {}, b"", fallback="the request failed")
+    assert empty.message == "the request failed (HTTP 500)"
+    assert api_error_from_response(400, {}, b'{"message": "flat"}', fallback="f").message == "flat"
+
+
+def test_auth_headers() -> None:
+    headers = auth_headers("sk-abcdefgh12345", [("X-A", "1")], organization="org", project="proj")
+    assert headers == {
+        "X-A": "1",
+        "OpenAI-Organization": "org",
+        "OpenAI-Project": "proj",
+        "Authorization": "Bearer sk-abcdefgh12345",
+    }
+    assert auth_headers(None, None) == {}
+    with pytest.raises(ConfigurationError, match="strings"):
+        auth_headers("k", {"X": 1})  # type: ignore[dict-item]
+    with pytest.raises(ConfigurationError, match="line break"):
+        auth_headers("sk-bad\nkey", None)
+
+
+def test_proxy_resolution() -> None:
+    with env(**CLEAR):
+        assert not resolve_proxy("wss://api.example/v1/responses", None).enabled
+        explicit = resolve_proxy("wss://api.example/v1/responses", "proxy.local:3128")
+        assert (explicit.host, explicit.port, explicit.auth) == ("proxy.local", 3128, None)
+        assert resolve_proxy("ws://x/v1", "http://u%40x:p%3A@proxy.local").auth == ("u@x", "p:")
+        assert resolve_proxy("ws://x/v1", "http://proxy.local").port == 80
+        with pytest.raises(ConfigurationError, match="no host"):
+            resolve_proxy("ws://x/v1", "http://:8080")
+    with env(
+        **{
+            **CLEAR,
+            "HTTPS_PROXY": "http://secure-proxy:8443",
+            "HTTP_PROXY": "http://plain-proxy:8080",
+        }
+    ):
+        assert resolve_proxy("wss://api.example/v1", None).host == "secure-proxy"
+        assert resolve_proxy("ws://api.example/v1", None).host == "plain-proxy"
+        assert not resolve_proxy("wss://api.example/v1", False).enabled
+        assert not resolve_proxy("wss://api.example/v1", "").enabled
+    with env(
+        **{**CLEAR, "HTTPS_PROXY": "http://secure-proxy:8443", "NO_PROXY": ".example,localhost"}
+    ):
+        assert not resolve_proxy("wss://api.example/v1", None).enabled
+        assert resolve_proxy("wss://api.other/v1", None).enabled
