@@ -5,8 +5,10 @@ This module only re-exports; every name lives in the module named after its conc
 
 from __future__ import annotations
 
+from . import events
 from ._version import __version__
 from .chain import ChainPlan, plan_request
+from .client import Client, has_ws_session, release_ws_session, stream
 from .convert import (
     build_assistant_message_from_response,
     convert_messages_to_input_items,
@@ -43,8 +45,10 @@ from .messages import (
     Usage,
     UserMessage,
 )
+from .options import StreamOptions
 from .protocol import ResponseAccumulator, parse_server_event
 from .sse import SSEDecoder, SSEMessage
+from .stream import StreamResponse
 from .transports import SSETransport, WebSocketConnection
 
 __all__ = [
@@ -52,6 +56,7 @@ __all__ = [
     "AssistantMessage",
     "AuthenticationError",
     "ChainPlan",
+    "Client",
     "ConcurrencyError",
     "ConfigurationError",
     "ConnectError",
@@ -70,6 +75,8 @@ __all__ = [
     "SSEDecoder",
     "SSEMessage",
     "SSETransport",
+    "StreamOptions",
+    "StreamResponse",
     "StreamTimeout",
     "TextContent",
     "ThinkingContent",
@@ -84,7 +91,11 @@ __all__ = [
     "build_assistant_message_from_response",
     "convert_messages_to_input_items",
     "convert_tools",
+    "events",
+    "has_ws_session",
     "output_items_to_input_items",
     "parse_server_event",
     "plan_request",
+    "release_ws_session",
+    "stream",
 ]

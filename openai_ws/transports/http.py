@@ -8,8 +8,10 @@ yields the same typed server events as WebSocket mode.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import socket
 import urllib.parse
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Final
@@ -35,6 +37,20 @@ __all__ = ["HTTPResponseEvents", "SSETransport"]
 logger = logging.getLogger("openai_ws")
 
 _DEFAULT_TIMEOUT: Final = (10.0, 600.0)
+
+
+def _shut_down(response: requests.Response) -> None:
+    """Shut the response's socket down so that a read blocked in another thread returns now
+    (closing alone does not wake it)."""
+    raw = response.raw
+    with contextlib.suppress(Exception):
+        raw.shutdown()  # urllib3 2.3+
+        return
+    connection = getattr(raw, "connection", None) or getattr(raw, "_connection", None)
+    sock = getattr(connection, "sock", None)
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
 
 
 def _timeouts(
@@ -281,7 +297,10 @@ class HTTPResponseEvents(Iterator[ServerEvent]):
         self._response.close()
 
     def close(self) -> None:
-        """Stop reading and close the HTTP response. Idempotent."""
+        """Stop reading and close the HTTP response; safe from another thread, where it wakes a
+        reader blocked on the socket. Idempotent."""
+        if not self._done:
+            _shut_down(self._response)
         self._end()
 
     def __enter__(self) -> HTTPResponseEvents:

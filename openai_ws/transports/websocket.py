@@ -269,6 +269,16 @@ class WebSocketConnection:
         self._open()
         return self
 
+    def ensure_connected(self) -> None:
+        """Make sure a socket is open for the next response: reuse it, replace it when it is
+        older than ``max_age``, or reconnect after a drop (with the backoff), as :meth:`create`
+        would. Call it before deciding whether to chain from :attr:`previous_response_id`.
+
+        Raises:
+            ConnectError, ConnectionClosed: as :meth:`create`.
+        """
+        self._ready_link()
+
     def _raise_if_closed(self) -> None:
         if self._closed:
             raise ConnectionClosed(
@@ -813,6 +823,7 @@ class ResponseEvents(Iterator[ServerEvent]):
         self._seen_any = False
         self._done = False  # the terminal event (or an error) ended it
         self._released = False
+        self._release_lock = threading.Lock()
         self.response_id: str | None = None
         self.terminal: ServerEvent | None = None
         self.request_id: str | None = None
@@ -872,9 +883,12 @@ class ResponseEvents(Iterator[ServerEvent]):
         self._release()
 
     def _release(self) -> None:
-        if not self._released:
+        # close() from another thread and the consumer's own failure may both get here
+        with self._release_lock:
+            if self._released:
+                return
             self._released = True
-            self._connection._busy.release()
+        self._connection._busy.release()
 
     def close(self) -> None:
         """Stop reading. Before the terminal event, this abandons the response (the socket is

@@ -1,0 +1,377 @@
+"""The client: configuration, the session registry, and ``stream()``.
+
+``Client`` is safe to share between threads (one per Flask app is the intended use): the turns
+of one session are serialised, different sessions run in parallel.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import urllib.parse
+from collections.abc import Mapping
+from typing import Any, Final
+
+import requests
+
+from .exceptions import ConfigurationError
+from .messages import Context, ModelInfo
+from .options import StreamOptions, build_request
+from .sessions import Session, SessionConfig, freeze_headers
+from .stream import StreamResponse
+from .transports import SSETransport
+
+__all__ = ["DEFAULT_BASE_URL", "Client", "has_ws_session", "release_ws_session", "stream"]
+
+DEFAULT_BASE_URL: Final = "https://api.openai.com/v1"
+TRANSPORTS: Final = ("auto", "websocket", "sse")
+
+
+def _websocket_url(base_url: str) -> str:
+    parsed = urllib.parse.urlsplit(base_url)
+    scheme = {"https": "wss", "http": "ws"}.get(parsed.scheme)
+    if scheme is None:
+        raise ConfigurationError(f"base_url must be an http:// or https:// URL, got {base_url!r}")
+    path = parsed.path.rstrip("/") + "/responses"
+    return urllib.parse.urlunsplit((scheme, parsed.netloc, path, parsed.query, ""))
+
+
+class Client:
+    """A client of the Responses API that prefers WebSocket mode.
+
+    Args:
+        api_key: the API key; ``OPENAI_API_KEY`` when omitted. A missing key raises
+            :class:`~openai_ws.exceptions.ConfigurationError` at the first request.
+        base_url: the HTTP base URL; ``OPENAI_BASE_URL``, else ``https://api.openai.com/v1``.
+        websocket_url: the WebSocket URL; by default ``base_url`` with ``https``->``wss``
+            (``http``->``ws``) and ``/responses`` appended.
+        organization: sent as ``OpenAI-Organization``; ``OPENAI_ORG_ID`` when omitted.
+        project: sent as ``OpenAI-Project``; ``OPENAI_PROJECT_ID`` when omitted.
+        headers: extra headers for every request and handshake.
+        transport: the default transport: ``"auto"`` (WebSocket, falling back to HTTP),
+            ``"websocket"`` or ``"sse"``.
+        timeout: seconds to wait for a response's first event and between events (600 by
+            default); :class:`~openai_ws.StreamOptions` can override it per turn.
+        max_retries: reconnection attempts of a session's socket after a drop.
+        connect_timeout: seconds to open a connection.
+        fallback_cooldown: after falling back to HTTP, seconds before a session tries its
+            socket again.
+        session_idle_timeout: close sessions unused for this long (checked when the client is
+            used; None keeps them until released).
+        proxy: for WebSocket mode, an ``http://`` proxy, False for none, None to follow the
+            environment (HTTP requests follow requests' own rules).
+        sslopt: TLS options for WebSocket mode (see :class:`~openai_ws.WebSocketConnection`).
+        http_session: a ``requests.Session`` for HTTP streaming (yours to close).
+        verify: TLS verification for HTTP (a CA bundle path, or True).
+    """
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        *,
+        base_url: str | None = None,
+        websocket_url: str | None = None,
+        organization: str | None = None,
+        project: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        transport: str = "auto",
+        timeout: float | None = 600.0,
+        max_retries: int = 5,
+        connect_timeout: float = 10.0,
+        fallback_cooldown: float = 60.0,
+        session_idle_timeout: float | None = None,
+        proxy: str | bool | None = None,
+        sslopt: Mapping[str, Any] | None = None,
+        http_session: requests.Session | None = None,
+        verify: bool | str = True,
+    ) -> None:
+        if transport not in TRANSPORTS:
+            raise ConfigurationError(f"transport must be one of {TRANSPORTS}, got {transport!r}")
+        if timeout is not None and timeout <= 0:
+            raise ConfigurationError("timeout must be positive (or None for no limit)")
+        if max_retries < 0 or connect_timeout <= 0 or fallback_cooldown < 0:
+            raise ConfigurationError(
+                "max_retries, connect_timeout and fallback_cooldown must not be negative"
+            )
+        self._api_key = api_key
+        self.base_url = (base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL).rstrip(
+            "/"
+        )
+        self.websocket_url = websocket_url or _websocket_url(self.base_url)
+        if not self.websocket_url.startswith(("ws://", "wss://")):
+            raise ConfigurationError(
+                f"websocket_url must start with ws:// or wss://, got {self.websocket_url!r}"
+            )
+        self.organization = organization or os.environ.get("OPENAI_ORG_ID") or None
+        self.project = project or os.environ.get("OPENAI_PROJECT_ID") or None
+        self.headers = dict(headers or {})
+        self.transport = transport
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self.connect_timeout = connect_timeout
+        self.fallback_cooldown = fallback_cooldown
+        self.session_idle_timeout = session_idle_timeout
+        self.proxy = proxy
+        self.sslopt = dict(sslopt or {})
+        self.verify = verify
+        self._http_session = http_session
+        self._http_transport: SSETransport | None = None
+        self._sessions: dict[str, Session] = {}
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"<Client {self.base_url} transport={self.transport!r}>"
+
+    # -- configuration ---------------------------------------------------------------------
+
+    @property
+    def api_key(self) -> str:
+        """The key in use (never shown in a repr or a message)."""
+        key = self._api_key or os.environ.get("OPENAI_API_KEY")
+        if not key:
+            raise ConfigurationError(
+                "no API key: pass Client(api_key=...) or set the OPENAI_API_KEY "
+                "environment variable"
+            )
+        return key
+
+    def _base_headers(self, extra: Mapping[str, str] | None = None) -> tuple[tuple[str, str], ...]:
+        org = {"OpenAI-Organization": self.organization} if self.organization else {}
+        project = {"OpenAI-Project": self.project} if self.project else {}
+        return freeze_headers(self.headers, org, project, extra)
+
+    def _config(self, options: StreamOptions) -> SessionConfig:
+        return SessionConfig(
+            api_key=self.api_key,
+            websocket_url=self.websocket_url,
+            headers=self._base_headers(options.headers),
+            connect_timeout=self.connect_timeout,
+            max_retries=self.max_retries,
+            proxy=self.proxy,
+            sslopt=tuple(sorted(self.sslopt.items())),
+        )
+
+    def _http(self) -> SSETransport:
+        with self._lock:
+            if self._http_transport is None:
+                self._http_transport = SSETransport(
+                    self.base_url,
+                    api_key=self.api_key,
+                    session=self._http_session,
+                    timeout=(self.connect_timeout, self.timeout),
+                    headers=self._base_headers(),
+                    verify=self.verify,
+                )
+            return self._http_transport
+
+    # -- sessions --------------------------------------------------------------------------
+
+    def _sweep(self) -> None:
+        """Close sessions idle for longer than ``session_idle_timeout``."""
+        limit = self.session_idle_timeout
+        if limit is None:
+            return
+        now = time.monotonic()
+        with self._lock:
+            stale = [
+                key for key, s in self._sessions.items() if not s.busy and now - s.last_used > limit
+            ]
+            expired = [self._sessions.pop(key) for key in stale]
+        for session in expired:
+            session.close()
+
+    def _session(self, session_id: str | None, config: SessionConfig) -> tuple[Session, bool]:
+        """The session for *session_id* (made, or rebuilt if its configuration changed)."""
+        self._sweep()
+        if session_id is None:
+            return Session(None, config, cooldown=self.fallback_cooldown), True
+        with self._lock:
+            if self._closed:
+                raise ConfigurationError("this Client was closed")
+            session = self._sessions.get(session_id)
+            old = None
+            if session is not None and session.config != config:
+                old, session = session, None
+            if session is None:
+                session = Session(session_id, config, cooldown=self.fallback_cooldown)
+                self._sessions[session_id] = session
+        if old is not None:
+            if old.busy:
+                old.retire_after_turn = True
+            else:
+                old.close()
+        return session, False
+
+    def has_session(self, session_id: str) -> bool:
+        """Whether the client holds a session with this id."""
+        self._sweep()
+        with self._lock:
+            return session_id in self._sessions
+
+    def release_session(self, session_id: str) -> bool:
+        """Close a session's socket and forget it. Returns whether there was one.
+
+        A turn in progress on it is abandoned.
+        """
+        with self._lock:
+            session = self._sessions.pop(session_id, None)
+        if session is None:
+            return False
+        session.close()
+        return True
+
+    @property
+    def session_ids(self) -> list[str]:
+        """The ids of the sessions the client holds."""
+        with self._lock:
+            return list(self._sessions)
+
+    def close(self) -> None:
+        """Close every session and the HTTP connections. Idempotent."""
+        with self._lock:
+            self._closed = True
+            sessions = list(self._sessions.values())
+            self._sessions.clear()
+            http, self._http_transport = self._http_transport, None
+        for session in sessions:
+            session.close()
+        if http is not None:
+            http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- streaming -------------------------------------------------------------------------
+
+    def stream(
+        self,
+        model: str | ModelInfo,
+        context: Context,
+        *,
+        session_id: str | None = None,
+        transport: str | None = None,
+        options: StreamOptions | Mapping[str, Any] | None = None,
+    ) -> StreamResponse:
+        """Stream one turn of *context* from *model*.
+
+        Returns a blocking iterator of stream events that ends with one ``done`` or ``error``
+        event; nothing is sent until it is first iterated. Turns of the same *session_id* share
+        one WebSocket and chain with ``previous_response_id`` when the conversation continues
+        the previous turn; ``session_id=None`` is a one-off (its socket closes at the end).
+
+        Args:
+            model: the model id, or a :class:`~openai_ws.ModelInfo` with prices (for cost).
+            context: the conversation so far.
+            session_id: the conversation's id, to reuse its socket and chain.
+            transport: ``"auto"``, ``"websocket"`` or ``"sse"`` (the client's by default).
+            options: :class:`~openai_ws.StreamOptions` (or a dict of its fields).
+
+        Raises:
+            ConfigurationError: no API key, or a closed client.
+            TypeError, ValueError: bad arguments.
+        """
+        if isinstance(model, str):
+            if not model:
+                raise ValueError("model must be a non-empty string")
+            info = ModelInfo(model)
+        elif isinstance(model, ModelInfo):
+            info = model
+        else:
+            raise TypeError(f"model must be a str or ModelInfo, got {type(model).__name__}")
+        if not isinstance(context, Context):
+            raise TypeError(f"context must be a Context, got {type(context).__name__}")
+        if options is None:
+            options = StreamOptions()
+        elif isinstance(options, Mapping):
+            options = StreamOptions(**options)
+        elif not isinstance(options, StreamOptions):
+            raise TypeError(f"options must be StreamOptions, got {type(options).__name__}")
+        policy = transport or self.transport
+        if policy not in TRANSPORTS:
+            raise ValueError(f"transport must be one of {TRANSPORTS}, got {policy!r}")
+        if session_id is not None and (not isinstance(session_id, str) or not session_id):
+            raise ValueError("session_id must be a non-empty string or None")
+        if self._closed:
+            raise ConfigurationError("this Client was closed")
+        request = build_request(info.id, context, options)  # validates the messages
+        session, one_off = self._session(session_id, self._config(options))
+        return StreamResponse(
+            self,
+            session,
+            model=info,
+            request=request,
+            options=options,
+            policy=policy,
+            one_off=one_off,
+        )
+
+    def warm_up(
+        self,
+        model: str,
+        context: Context,
+        *,
+        session_id: str,
+        options: StreamOptions | None = None,
+    ) -> str:
+        """Open a session's socket ahead of its first turn and send a ``generate: false``
+        request with the tools and instructions, so that the first turn starts warm.
+
+        Returns:
+            The warm-up response's id (the first turn chains from it).
+        """
+        options = options or StreamOptions()
+        request = build_request(model, context, options)
+        session, _ = self._session(session_id, self._config(options))
+        session.begin_turn()
+        try:
+            connection = session.connection()
+            warm = {k: v for k, v in request.items() if k != "input"}
+            response_id = connection.warm_up(
+                **warm, timeout=options.timeout or self.timeout or 30.0
+            )
+            session.remember_warm_up({**warm, "input": [], "generate": False}, response_id)
+            return response_id
+        finally:
+            session.end_turn()
+
+
+_default: Client | None = None
+_default_lock = threading.Lock()
+
+
+def default_client() -> Client:
+    """The client behind the module-level functions, made on first use from the environment."""
+    global _default
+    with _default_lock:
+        if _default is None:
+            _default = Client()
+        return _default
+
+
+def stream(
+    model: str | ModelInfo,
+    context: Context,
+    *,
+    session_id: str | None = None,
+    transport: str | None = None,
+    options: StreamOptions | Mapping[str, Any] | None = None,
+) -> StreamResponse:
+    """:meth:`Client.stream` on the default client (configured from the environment)."""
+    return default_client().stream(
+        model, context, session_id=session_id, transport=transport, options=options
+    )
+
+
+def has_ws_session(session_id: str) -> bool:
+    """:meth:`Client.has_session` on the default client."""
+    return default_client().has_session(session_id)
+
+
+def release_ws_session(session_id: str) -> bool:
+    """:meth:`Client.release_session` on the default client."""
+    return default_client().release_session(session_id)

@@ -1,0 +1,160 @@
+"""Generation options, and the request body a turn sends (identical on both transports)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import attrs
+
+from .convert import convert_messages_to_input_items, convert_tools
+from .messages import Context
+
+__all__ = ["StreamOptions", "build_request"]
+
+JSONDict = dict[str, Any]
+
+
+def _number(low: float, high: float) -> Any:
+    def check(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+        if value is None:
+            return
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not low <= value <= high
+        ):
+            raise ValueError(
+                f"StreamOptions.{attribute.name} must be a number from {low} to {high}, "
+                f"got {value!r}"
+            )
+
+    return check
+
+
+def _positive_int(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
+        raise ValueError(
+            f"StreamOptions.{attribute.name} must be a positive integer, got {value!r}"
+        )
+
+
+def _positive_number(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value is not None and (
+        isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0
+    ):
+        raise ValueError(
+            f"StreamOptions.{attribute.name} must be a positive number of seconds, got {value!r}"
+        )
+
+
+def _optional(*types: type) -> Any:
+    def check(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+        if value is not None and not isinstance(value, types):
+            names = " or ".join(t.__name__ for t in types)
+            raise TypeError(
+                f"StreamOptions.{attribute.name} must be {names}, got {type(value).__name__}"
+            )
+
+    return check
+
+
+@attrs.frozen(kw_only=True)
+class StreamOptions:
+    """How to generate, and how to wait. Every field is optional.
+
+    Attributes:
+        temperature: sampling temperature, 0 to 2.
+        top_p: nucleus sampling, 0 to 1.
+        max_output_tokens: the most tokens the answer may have (the stop reason is ``length``
+            when it runs out).
+        tool_choice: ``"auto"``, ``"none"``, ``"required"`` or ``{"type": "function",
+            "name": ...}``.
+        reasoning_effort: ``reasoning.effort`` (``"minimal"`` ... ``"high"``).
+        reasoning_summary: ``reasoning.summary`` (``"auto"``, ``"concise"``, ``"detailed"``).
+        text_verbosity: ``text.verbosity`` (``"low"``, ``"medium"``, ``"high"``).
+        store: store responses on the server (default False: WebSocket mode chains through
+            the connection cache, HTTP sends the whole conversation).
+        metadata: string key/value pairs attached to the response.
+        include: extra output to include; when ``store`` is False and reasoning is asked for
+            (``reasoning_effort`` or ``reasoning_summary``), ``["reasoning.encrypted_content"]``
+            is the default, so that reasoning can be carried to the next turn.
+        instructions: the system instructions, instead of ``Context.system_prompt``.
+        extra_body: fields merged into the request body last (they win).
+        headers: extra HTTP headers: on each HTTP request, and on the WebSocket handshake (a
+            session whose headers change gets a new socket).
+        warm_up: before the first turn on a new socket, send a ``generate: false`` request with
+            the tools and instructions, and chain the turn from it.
+        timeout: seconds to wait for the first event and between two events.
+        on_payload: called with each request body before it is sent (after chaining decided
+            what goes in it); may return a replacement.
+    """
+
+    temperature: float | None = attrs.field(default=None, validator=_number(0.0, 2.0))
+    top_p: float | None = attrs.field(default=None, validator=_number(0.0, 1.0))
+    max_output_tokens: int | None = attrs.field(default=None, validator=_positive_int)
+    tool_choice: str | Mapping[str, Any] | None = attrs.field(
+        default=None, validator=_optional(str, Mapping)
+    )
+    reasoning_effort: str | None = attrs.field(default=None, validator=_optional(str))
+    reasoning_summary: str | None = attrs.field(default=None, validator=_optional(str))
+    text_verbosity: str | None = attrs.field(default=None, validator=_optional(str))
+    store: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
+    metadata: Mapping[str, str] | None = attrs.field(default=None, validator=_optional(Mapping))
+    include: Sequence[str] | None = attrs.field(default=None, validator=_optional(list, tuple))
+    instructions: str | None = attrs.field(default=None, validator=_optional(str))
+    extra_body: Mapping[str, Any] | None = attrs.field(default=None, validator=_optional(Mapping))
+    headers: Mapping[str, str] | None = attrs.field(default=None, validator=_optional(Mapping))
+    warm_up: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
+    timeout: float | None = attrs.field(default=None, validator=_positive_number)
+    on_payload: Callable[[JSONDict], JSONDict | None] | None = attrs.field(default=None, eq=False)
+
+    @on_payload.validator
+    def _check_callable(self, attribute: attrs.Attribute[Any], value: Any) -> None:
+        if value is not None and not callable(value):
+            raise TypeError("StreamOptions.on_payload must be callable")
+
+
+def build_request(model: str, context: Context, options: StreamOptions) -> JSONDict:
+    """The whole request for a turn: the full conversation, the tools, every option.
+
+    The same body goes over both transports; chaining may then replace ``input`` with only the
+    new items and add ``previous_response_id``.
+    """
+    body: JSONDict = {"model": model, "input": convert_messages_to_input_items(context.messages)}
+    instructions = (
+        options.instructions if options.instructions is not None else context.system_prompt
+    )
+    if instructions:
+        body["instructions"] = instructions
+    if context.tools:
+        body["tools"] = convert_tools(context.tools)
+    if options.tool_choice is not None:
+        body["tool_choice"] = (
+            options.tool_choice
+            if isinstance(options.tool_choice, str)
+            else dict(options.tool_choice)
+        )
+    for name in ("temperature", "top_p", "max_output_tokens"):
+        value = getattr(options, name)
+        if value is not None:
+            body[name] = value
+    reasoning: JSONDict = {}
+    if options.reasoning_effort is not None:
+        reasoning["effort"] = options.reasoning_effort
+    if options.reasoning_summary is not None:
+        reasoning["summary"] = options.reasoning_summary
+    if reasoning:
+        body["reasoning"] = reasoning
+    if options.text_verbosity is not None:
+        body["text"] = {"verbosity": options.text_verbosity}
+    body["store"] = options.store
+    if options.metadata is not None:
+        body["metadata"] = dict(options.metadata)
+    if options.include is not None:
+        body["include"] = list(options.include)
+    elif reasoning and not options.store:
+        body["include"] = ["reasoning.encrypted_content"]
+    if options.extra_body:
+        body.update(options.extra_body)
+    return body
