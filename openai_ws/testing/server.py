@@ -14,12 +14,14 @@ Both front ends send the same :class:`~openai_ws.testing.engine.Reply`, built by
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import http
 import io
 import itertools
 import json
 import logging
+import selectors
 import socket
 import ssl
 import threading
@@ -33,7 +35,7 @@ import attrs
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
-from websockets.sync.server import Server, ServerConnection, serve
+from websockets.sync.server import ServerConnection, serve
 
 from .engine import ConnectionState, Engine, LatencyModel, Reply
 from .faults import BadFrame, CloseSocket, CutBody, Fault, FaultQueue, RequestFault, Stall
@@ -158,6 +160,16 @@ class _ClientSocket:
         sent = self._sock.send(data, flags)
         self._counters.add("bytes_out", sent)
         return sent
+
+    def setsockopt(self, level: int, option: int, value: Any) -> None:
+        # TLS connections reach the handlers through a socketpair (AF_UNIX), where TCP options
+        # do not exist; some websockets versions set TCP_NODELAY without checking the family.
+        if level == socket.IPPROTO_TCP and self._sock.family not in (
+            socket.AF_INET,
+            socket.AF_INET6,
+        ):
+            return
+        self._sock.setsockopt(level, option, value)
 
     def makefile(self, mode: str = "r", buffering: int | None = None, **_: Any) -> Any:
         size = buffering if buffering and buffering > 0 else io.DEFAULT_BUFFER_SIZE
@@ -328,23 +340,30 @@ class FakeResponsesServer:
         self._requests: list[RecordedRequest] = []
         self._handshakes: list[RecordedHandshake] = []
         self._handshake_headers: dict[int, dict[str, str]] = {}
-        self._http_sockets: set[_ClientSocket] = set()
         self._numbers = itertools.count(1)
         self._closing = threading.Event()
-        self._server: Server | None = None
+        self._listener: socket.socket | None = None
+        self._wake_r: socket.socket | None = None
+        self._wake_w: socket.socket | None = None
         self._ws_handler: Callable[[Any, Any], None] | None = None
-        self._thread: threading.Thread | None = None
+        self._accepter: threading.Thread | None = None
+        self._threads: set[threading.Thread] = set()
+        self._clients: set[_ClientSocket] = set()
+        self._ws_connections: set[ServerConnection] = set()
         self._address: tuple[str, int] | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
 
     def start(self) -> FakeResponsesServer:
         """Start listening (``with`` does this for you). Returns the server."""
-        if self._server is not None:
+        if self._listener is not None:
             raise RuntimeError("the server is already started")
         listener = socket.create_server(("127.0.0.1", self._port))
         self._address = listener.getsockname()[:2]
-        server = serve(
+        # websockets' serve() gives us its per-socket handler (handshake, framing, pings,
+        # closing); the accept loop and the threads are ours, so that we do not depend on the
+        # internals of its Server, which change between versions.
+        factory = serve(
             self._serve_websocket,
             sock=listener,
             process_request=self._process_handshake,
@@ -353,49 +372,79 @@ class FakeResponsesServer:
             compression=None,
             close_timeout=1.0,  # a client that never answers the close must not hold close() up
         )
-        # The websockets Server calls .handler(socket, address) in a thread per connection;
-        # route each connection to its front end first.
-        self._ws_handler = server.handler
-        server.handler = self._dispatch
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever, name="openai-ws-emulator", daemon=True
+        self._ws_handler = factory.handler
+        self._listener = listener
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._accepter = threading.Thread(
+            target=self._accept, name="openai-ws-emulator", daemon=True
         )
-        self._thread.start()
+        self._accepter.start()
         return self
 
-    def close(self) -> None:
-        """Stop: close every connection (WebSocket ones with 1001) and wait for all threads.
+    def _accept(self) -> None:
+        listener, wake = self._listener, self._wake_r
+        assert listener is not None
+        assert wake is not None
+        with selectors.DefaultSelector() as selector:
+            selector.register(listener, selectors.EVENT_READ)
+            selector.register(wake, selectors.EVENT_READ)
+            while not self._closing.is_set():
+                selector.select()
+                if self._closing.is_set():
+                    return
+                try:
+                    sock, address = listener.accept()
+                except OSError:
+                    continue
+                # daemon: a forgotten server must not keep the interpreter alive; close()
+                # still joins every one of these threads
+                thread = threading.Thread(
+                    target=self._dispatch,
+                    args=(sock, address),
+                    name="openai-ws-emulator-conn",
+                    daemon=True,
+                )
+                with self._lock:
+                    self._threads.add(thread)
+                thread.start()
 
-        Idempotent.
-        """
-        server = self._server
-        if server is None or self._closing.is_set():
+    def close(self) -> None:
+        """Stop: close every connection (WebSocket ones with 1001, going away) and wait for
+        every thread of the server. Idempotent."""
+        if self._listener is None or self._closing.is_set():
             return
         self._closing.set()
-        stop = threading.Event()
-
-        def hang_up_http() -> None:
-            while not stop.is_set():
-                with self._lock:
-                    sockets = list(self._http_sockets)
-                for client in sockets:
-                    with contextlib.suppress(OSError):
-                        client.shutdown(socket.SHUT_RDWR)
-                stop.wait(0.02)
-
-        helper = threading.Thread(target=hang_up_http, name="openai-ws-emulator-close")
-        helper.start()
-        try:
-            server.shutdown()
-        finally:
-            stop.set()
-            helper.join()
-            if self._thread is not None:
-                self._thread.join(10)
+        assert self._wake_w is not None
+        with contextlib.suppress(OSError):
+            self._wake_w.send(b"x")
+        if self._accepter is not None:
+            self._accepter.join(10)
+        self._listener.close()
+        with self._lock:
+            connections = list(self._ws_connections)
+        if connections:
+            with concurrent.futures.ThreadPoolExecutor(
+                max_workers=min(32, len(connections))
+            ) as pool:
+                for connection in connections:
+                    pool.submit(connection.close, 1001, "server shutting down")
+        deadline = time.monotonic() + 10
+        while True:
+            with self._lock:
+                threads = [t for t in self._threads if t.is_alive()]
+                clients = list(self._clients)
+            if not threads or time.monotonic() > deadline:
+                break
+            for client in clients:  # connections still in a handshake, HTTP keep-alives
+                with contextlib.suppress(OSError):
+                    client.shutdown(socket.SHUT_RDWR)
+            threads[0].join(0.05)
+        for sock in (self._wake_r, self._wake_w):
+            if sock is not None:
+                sock.close()
 
     def __enter__(self) -> FakeResponsesServer:
-        if self._server is None:
+        if self._listener is None:
             self.start()
         return self
 
@@ -511,38 +560,40 @@ class FakeResponsesServer:
         return header == f"Bearer {self.api_key}"
 
     def _dispatch(self, sock: socket.socket, address: Any) -> None:
-        """Runs in the websockets Server's thread for this connection."""
-        server = self._server
-        assert server is not None
+        """Runs in this connection's own thread: route it to its front end."""
         number = next(self._numbers)
         self._counters.add("connections")
         self._counters.add("active_connections")
-        handed_over = False
         bridge: _TLSBridge | None = None
+        client: _ClientSocket | None = None
         try:
             if self._ssl is not None:
                 bridge = _TLSBridge(sock, self._ssl)
                 sock = bridge.inner
-            head = _peek_head(sock)
             client = _ClientSocket(sock, self._counters, number)
+            with self._lock:
+                self._clients.add(client)
+            if self._closing.is_set():
+                return
+            head = _peek_head(sock)
             first_line, _, rest = head.partition(b"\r\n")
             upgrade = first_line.startswith(b"GET ") and b"websocket" in rest.lower()
             if upgrade and self._ws_handler is not None:
-                handed_over = True  # the websockets handler does the thread bookkeeping
-                self._ws_handler(client, address)
+                self._ws_handler(client, address)  # websockets closes the socket at the end
             elif head:
-                self._serve_http(client, address)
+                _HTTPHandler(client, address, self)  # type: ignore[arg-type]
         except (OSError, ssl.SSLError, ValueError) as exc:
             logger.debug("connection %d failed: %s", number, exc)
         finally:
             self._counters.add("active_connections", -1)
+            with self._lock:
+                if client is not None:
+                    self._clients.discard(client)
+                self._threads.discard(threading.current_thread())
+            with contextlib.suppress(OSError):
+                sock.close()
             if bridge is not None:
                 bridge.close()
-            if not handed_over:
-                with contextlib.suppress(OSError):
-                    sock.close()
-                with server.lock:
-                    server.handler_threads.discard(threading.current_thread())
 
     # -- WebSocket -------------------------------------------------------------------------
 
@@ -598,6 +649,17 @@ class FakeResponsesServer:
         state = ConnectionState(number, "websocket")
         with self._lock:
             headers = self._handshake_headers.pop(number, {})
+            self._ws_connections.add(connection)
+        try:
+            self._serve_messages(connection, state, headers)
+        finally:
+            with self._lock:
+                self._ws_connections.discard(connection)
+
+    def _serve_messages(
+        self, connection: ServerConnection, state: ConnectionState, headers: dict[str, str]
+    ) -> None:
+        number = state.id
         try:
             for message in connection:
                 if self._closing.is_set():
@@ -689,17 +751,6 @@ class FakeResponsesServer:
             return False
         sink.finish()
         return True
-
-    # -- HTTP ------------------------------------------------------------------------------
-
-    def _serve_http(self, client: _ClientSocket, address: Any) -> None:
-        with self._lock:
-            self._http_sockets.add(client)
-        try:
-            _HTTPHandler(client, address, self)  # type: ignore[arg-type]
-        finally:
-            with self._lock:
-                self._http_sockets.discard(client)
 
 
 class _Sink(Protocol):
