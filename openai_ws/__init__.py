@@ -5,6 +5,8 @@ This module only re-exports; every name lives in the module named after its conc
 
 from __future__ import annotations
 
+import logging
+
 from . import events
 from ._version import __version__
 from .chain import ChainPlan, plan_request
@@ -50,6 +52,9 @@ from .protocol import ResponseAccumulator, parse_server_event
 from .sse import SSEDecoder, SSEMessage
 from .stream import StreamResponse
 from .transports import SSETransport, WebSocketConnection
+
+# a library only logs; the application decides where logs go (as requests does)
+logging.getLogger("openai_ws").addHandler(logging.NullHandler())
 
 __all__ = [
     "APIError",

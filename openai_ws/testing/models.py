@@ -352,8 +352,9 @@ class DefaultModel:
     3. While some subject has not been passed to a mentioned tool since that message, call the
        first mentioned tool for the next one: its first string parameter (required first) gets
        the subject. A tool with no string parameter is called once with ``{}``.
-    4. Then answer in text, quoting every tool result that followed the message; or, when no
-       tool was mentioned, say what the user asked.
+    4. Then answer in text, quoting every tool result that followed the message (a JSON
+       object is quoted by its first string value other than the subject, and any quote is cut
+       to 80 characters); or, when no tool was mentioned, say what the user asked.
     """
 
     def __call__(self, request: ModelRequest) -> Turn:
@@ -383,13 +384,28 @@ class DefaultModel:
             for output in outputs:
                 call = calls_by_id.get(output.get("call_id"), {})
                 about = self._subject_of(call)
-                raw = output.get("output")
-                value = raw if isinstance(raw, str) else json.dumps(raw)
+                value = self._gist(output.get("output"), about)
                 results.append(f"{about}: {value}" if about else value)
             return Turn((Text("Here is what I found. " + "; ".join(results) + "."),))
         if text:
             return Turn((Text(f"You said: {text}"),))
         return Turn((Text("Hello! How can I help?"),))
+
+    @staticmethod
+    def _gist(output: Any, subject: str | None) -> str:
+        """What to quote from a tool result: the text itself, or, for a JSON object, its first
+        string value other than the subject; cut to 80 characters."""
+        text = output if isinstance(output, str) else json.dumps(output)
+        try:
+            decoded = json.loads(text)
+        except ValueError:
+            decoded = None
+        if isinstance(decoded, dict):
+            for value in decoded.values():
+                if isinstance(value, str) and value != subject:
+                    text = value
+                    break
+        return text if len(text) <= 80 else text[:79] + "…"
 
     @staticmethod
     def _mentioned_tools(tools: list[JSONDict], text: str) -> list[JSONDict]:

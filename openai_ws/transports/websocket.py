@@ -553,8 +553,12 @@ class WebSocketConnection:
             put(end)
             with contextlib.suppress(Exception):
                 ws.abort()
-            log = logger.info if end.by_us else logger.warning
-            log("websocket %s: socket %d ended: %s", self.name, link.number, end.error)
+            if end.by_us:
+                logger.info("websocket %s: socket %d closed", self.name, link.number)
+            else:
+                logger.warning(
+                    "websocket %s: socket %d ended: %s", self.name, link.number, end.error
+                )
 
     # -- sending and receiving -------------------------------------------------------------
 

@@ -1,0 +1,234 @@
+"""A streaming chat page with Flask and openai-ws.
+
+Each browser gets a cookie and its own session (one WebSocket, chained turns). The tool loop runs
+on the server; the page receives server-sent events and shows the answer token by token.
+
+    pip install "openai-ws[testing]" flask
+    python examples/flask_chat/app.py            # against the built-in emulator
+    OPENAI_API_KEY=... python examples/flask_chat/app.py --real --model gpt-5.2
+
+Then open http://127.0.0.1:5000/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import threading
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+from flask import (
+    Flask,
+    Response,
+    make_response,
+    render_template_string,
+    request,
+    stream_with_context,
+)
+
+from openai_ws import Client, Context, Tool, ToolResultMessage, UserMessage
+from openai_ws.events import Done, Error, TextDelta, ToolCallEnd
+from openai_ws.web import event_to_dict, sse_message
+
+COOKIE = "openai_ws_chat"
+WEATHER = {"Paris": "18C, sunny", "Rome": "24C, clear", "Oslo": "6C, rain", "Tokyo": "15C, cloudy"}
+TOOLS = [
+    Tool(
+        "get_weather",
+        "Current weather for a city",
+        {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+    )
+]
+
+PAGE = """<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>openai-ws chat</title>
+<style>
+  body { font-family: system-ui, sans-serif; max-width: 46rem; margin: 2rem auto; padding: 0 1rem; }
+  .turn { margin: .6rem 0; padding: .6rem .8rem; border-radius: .5rem; white-space: pre-wrap; }
+  .user { background: #e8f0fe; }
+  .assistant { background: #f1f3f4; }
+  .tool { color: #5f6368; font-size: .85rem; font-family: ui-monospace, monospace; }
+  form { display: flex; gap: .5rem; margin-top: 1rem; }
+  input { flex: 1; padding: .5rem; font-size: 1rem; }
+  #status { color: #5f6368; font-size: .8rem; }
+</style>
+</head>
+<body>
+<h1>openai-ws chat</h1>
+<div id="log">
+{% for turn in history %}
+  <div class="turn {{ turn.role }}">{{ turn.text }}</div>
+{% endfor %}
+</div>
+<form id="ask">
+  <input id="question" name="message" autocomplete="off"
+         placeholder="Ask about the weather in Paris, Rome, Oslo or Tokyo">
+  <button type="submit">Send</button>
+</form>
+<div id="status"></div>
+<script>
+const log = document.getElementById("log");
+const form = document.getElementById("ask");
+const input = document.getElementById("question");
+const status = document.getElementById("status");
+function add(kind, text) {
+  const div = document.createElement("div");
+  div.className = "turn " + kind;
+  div.textContent = text;
+  log.appendChild(div);
+  return div;
+}
+form.addEventListener("submit", (event) => {
+  event.preventDefault();
+  const message = input.value.trim();
+  if (!message) return;
+  input.value = "";
+  add("user", message);
+  let answer = null;
+  const source = new EventSource("/stream?message=" + encodeURIComponent(message));
+  status.textContent = "thinking...";
+  source.addEventListener("text_delta", (e) => {
+    const data = JSON.parse(e.data);
+    if (data.commentary) return;
+    if (!answer) answer = add("assistant", "");
+    answer.textContent += data.delta;
+  });
+  source.addEventListener("toolcall_end", (e) => {
+    const call = JSON.parse(e.data).tool_call;
+    add("tool", "calling " + call.name + "(" + JSON.stringify(call.arguments) + ")");
+  });
+  source.addEventListener("tool_result", (e) => {
+    const data = JSON.parse(e.data);
+    add("tool", data.name + " returned " + data.result);
+  });
+  source.addEventListener("error", (e) => {
+    if (e.data) add("tool", "error: " + JSON.parse(e.data).message);
+  });
+  source.addEventListener("end", (e) => {
+    status.textContent = "served over " + JSON.parse(e.data).transport;
+    source.close();
+  });
+  source.onerror = () => {
+    if (source.readyState === EventSource.CLOSED) status.textContent = "";
+    source.close();
+  };
+});
+</script>
+</body>
+</html>
+"""
+
+
+class Conversation:
+    def __init__(self, conversation_id: str) -> None:
+        self.id = conversation_id
+        self.lock = threading.Lock()
+        self.context = Context(
+            system_prompt="You are a terse weather assistant. Use get_weather.",
+            tools=list(TOOLS),
+        )
+
+    def history(self) -> list[dict[str, str]]:
+        turns = []
+        for message in self.context.messages:
+            if isinstance(message, UserMessage) and isinstance(message.content, str):
+                turns.append({"role": "user", "text": message.content})
+            elif getattr(message, "role", None) == "assistant" and message.text:  # type: ignore[union-attr]
+                turns.append({"role": "assistant", "text": message.text})  # type: ignore[union-attr]
+        return turns
+
+
+def run_tool(name: str, arguments: dict[str, Any]) -> str:
+    if name == "get_weather":
+        return WEATHER.get(str(arguments.get("city")), "no data for that city")
+    return f"unknown tool {name}"
+
+
+def create_app(client: Client, model: str = "gpt-5.2") -> Flask:
+    """The chat app, streaming through *client* (which it does not close)."""
+    app = Flask(__name__)
+    conversations: dict[str, Conversation] = {}
+    registry = threading.Lock()
+
+    def conversation(conversation_id: str) -> Conversation:
+        with registry:
+            if conversation_id not in conversations:
+                conversations[conversation_id] = Conversation(conversation_id)
+            return conversations[conversation_id]
+
+    @app.get("/")
+    def index() -> Response:
+        conversation_id = request.cookies.get(COOKIE) or uuid.uuid4().hex
+        page = render_template_string(PAGE, history=conversation(conversation_id).history())
+        response = make_response(page)
+        response.set_cookie(COOKIE, conversation_id, httponly=True, samesite="Lax")
+        return response
+
+    @app.get("/stream")
+    def stream() -> Response | tuple[str, int]:
+        conversation_id = request.cookies.get(COOKIE)
+        message = request.args.get("message", "").strip()
+        if not conversation_id or not message:
+            return "a chat cookie and a message are needed", 400
+        chat = conversation(conversation_id)
+
+        def events() -> Iterator[bytes]:
+            with chat.lock:  # one question at a time per browser
+                chat.context.messages.append(UserMessage(message))
+                transport = "?"
+                for _ in range(10):
+                    turn = client.stream(model, chat.context, session_id=chat.id)
+                    final = None
+                    with contextlib.closing(turn):
+                        for event in turn:
+                            if isinstance(event, (TextDelta, ToolCallEnd, Error)):
+                                yield sse_message(event.type, event_to_dict(event))
+                            if isinstance(event, (Done, Error)):
+                                final = event
+                    transport = turn.transport or "?"
+                    if not isinstance(final, Done):
+                        break
+                    chat.context.messages.append(final.message)
+                    if final.message.stop_reason != "toolUse":
+                        break
+                    for call in final.message.tool_calls:
+                        result = run_tool(call.name, call.arguments)
+                        chat.context.messages.append(ToolResultMessage(call.id, call.name, result))
+                        yield sse_message("tool_result", {"name": call.name, "result": result})
+                yield sse_message("end", {"transport": transport})
+
+        headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+        return Response(
+            stream_with_context(events()), mimetype="text/event-stream", headers=headers
+        )
+
+    return app
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="a streaming chat page")
+    parser.add_argument("--real", action="store_true", help="use the real API (OPENAI_API_KEY)")
+    parser.add_argument("--model", default="gpt-5.2")
+    parser.add_argument("--port", type=int, default=5000)
+    args = parser.parse_args()
+    with contextlib.ExitStack() as stack:
+        if args.real:
+            client = stack.enter_context(Client())
+        else:
+            from openai_ws.testing import FakeResponsesServer, LatencyModel
+
+            server = stack.enter_context(FakeResponsesServer(latency=LatencyModel.realistic()))
+            client = stack.enter_context(
+                Client(api_key="sk-emulator", base_url=server.http_base_url)
+            )
+            print(f"using the built-in emulator at {server.http_base_url}")
+        create_app(client, args.model).run(host="127.0.0.1", port=args.port, threaded=True)
+
+
+if __name__ == "__main__":
+    main()
