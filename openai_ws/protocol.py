@@ -724,7 +724,9 @@ def parse_server_event(data: Mapping[str, Any] | str | bytes | bytearray) -> Ser
     """
     if isinstance(data, (str, bytes, bytearray)):
         try:
-            decoded = json.loads(data)
+            # decoding bytes here spares json the work of guessing their encoding
+            text = data if isinstance(data, str) else data.decode("utf-8")
+            decoded = json.loads(text)
         except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
             raise ProtocolError(f"server event is not valid JSON: {_preview(data)}") from exc
     elif isinstance(data, Mapping) and not isinstance(data, dict):
@@ -1056,6 +1058,12 @@ class ResponseAccumulator:
         self._chunks.pop((index, container, position, field), None)
 
     def _on_text_delta(self, event: OutputTextDelta) -> None:
+        # the common case, tens of thousands of times a response: more text for a part whose
+        # chunk list exists, at an index that is its own
+        chunks = self._chunks.get((event.output_index, "content", event.content_index, "text"))
+        if chunks is not None and event.output_index in self._items:
+            chunks.append(event.delta)
+            return
         self._part_delta(event, "message", "content", event.content_index, "text", _TEXT_PART)
 
     def _on_text_done(self, event: OutputTextDone) -> None:

@@ -118,6 +118,9 @@ class StoredResponse:
     context: list[JSONDict]
     output: list[JSONDict]
     response: JSONDict
+    #: the tokens the server holds for it: its whole prompt (instructions and tools included)
+    #: and its output; what a continuation on the same socket does not pay for again
+    held_tokens: int = 0
 
     def continued(self) -> list[JSONDict]:
         """The conversation a continuation of this response starts from."""
@@ -327,7 +330,9 @@ class Engine:
         prompt_tokens = estimate_tokens(context) + estimate_tokens(
             [body.get("instructions") or "", body.get("tools") or []]
         )
-        cached_tokens = min(estimate_tokens(base), prompt_tokens) if from_cache and base else 0
+        cached_tokens = 0
+        if from_cache and parent is not None:
+            cached_tokens = min(parent.held_tokens or estimate_tokens(base), prompt_tokens)
         if planned.raw is not None:
             reply = self._raw_reply(planned.raw, connection, context, prompt_tokens - cached_tokens)
         else:
@@ -549,7 +554,7 @@ class Engine:
             emit("response.completed", response=final)
             failed = False
 
-        stored = StoredResponse(response_id, context, output, final)
+        stored = StoredResponse(response_id, context, output, final, prompt_tokens + output_tokens)
         store = body.get("store", True) is not False
 
         def commit() -> None:

@@ -289,8 +289,30 @@ class HTTPResponseEvents(Iterator[ServerEvent]):
                 self.response_id = response["id"]
         if event.is_terminal:
             self.terminal = event
+            self._drain()
             self._end()
         return event
+
+    def _drain(self, limit: float = 1.0) -> None:
+        """Read what follows the terminal event (normally just the end of the chunked body), so
+        that the connection goes back to the pool for the next request instead of being closed.
+        Bounded: a server that keeps the body open gets its connection closed after *limit*."""
+        sock = getattr(getattr(self._response.raw, "connection", None), "sock", None)
+        if sock is None:
+            return
+        try:
+            previous = sock.gettimeout()
+            sock.settimeout(limit)
+        except OSError:
+            return
+        try:
+            for _ in self._chunks:  # anything after the terminal event is not ours to deliver
+                pass
+        except Exception:  # noqa: S110 - the connection is closed below either way
+            pass
+        finally:
+            with contextlib.suppress(OSError):
+                sock.settimeout(previous)
 
     def _end(self) -> None:
         self._done = True

@@ -26,7 +26,7 @@ import threading
 import time
 import urllib.parse
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Final
 
 import attrs
@@ -76,6 +76,46 @@ class WebSocketState(str, enum.Enum):
     CLOSED = "closed"  #: :meth:`WebSocketConnection.close` was called; final
 
 
+class _SocketReader:
+    """Reads the socket in large chunks and hands websocket-client's frame parser exactly the
+    bytes it asks for (it asks for a frame's header, then its payload: two system calls per
+    frame without this, and two hand-overs of the GIL to the waiting consumer).
+
+    *before_waiting* runs each time the reader is about to block on the socket: that is where
+    the events parsed so far must be handed over. Not between frames: websocket-client answers
+    a ping inside its frame loop and goes on reading, so a ping arriving right after a
+    response's terminal frame would otherwise hold that event back until the next data frame.
+    """
+
+    __slots__ = ("_before_waiting", "_buffer", "_position", "_sock")
+
+    def __init__(self, sock: Any, before_waiting: Callable[[], None]) -> None:
+        self._sock = sock
+        self._before_waiting = before_waiting
+        self._buffer = b""
+        self._position = 0
+
+    def recv(self, size: int) -> bytes:
+        if self._position >= len(self._buffer):
+            self._before_waiting()
+            data = self._sock.recv(65536)
+            if not data:
+                raise websocket.WebSocketConnectionClosedException("the connection was lost")
+            self._buffer, self._position = data, 0
+        start = self._position
+        self._position = min(start + size, len(self._buffer))
+        return self._buffer[start : self._position]
+
+
+#: Events the reader passes to the consumer in one queue item, at most (a batch holds what had
+#: already arrived when the reader would otherwise block on the socket).
+_BATCH: Final = 256
+
+
+class _QueueOverflow(Exception):
+    """The consumer fell ``max_queue`` events behind (raised to stop the reader)."""
+
+
 class _FrameTooLarge(Exception):
     def __init__(self, size: int, limit: int) -> None:
         super().__init__(f"a server frame of {size} bytes exceeds max_frame_size ({limit})")
@@ -96,7 +136,11 @@ class _Link:
     def __init__(self, ws: Any, number: int, name: str) -> None:
         self.ws = ws  # a websocket.WebSocket (the library is not fully typed)
         self.number = number
-        self.queue: queue.Queue[ServerEvent | ProtocolError | _End] = queue.Queue()
+        # the reader puts batches of events (or errors, in their place) and, last, an _End
+        self.queue: queue.Queue[list[ServerEvent | ProtocolError] | _End] = queue.Queue()
+        self.pending: collections.deque[ServerEvent | ProtocolError | _End] = collections.deque()
+        self.backlog = 0  # events put by the reader and not yet taken by the consumer
+        self.backlog_lock = threading.Lock()
         self.opened_at = time.monotonic()
         self.ended = threading.Event()
         self.end: _End | None = None
@@ -110,6 +154,22 @@ class _Link:
 
     def age(self) -> float:
         return time.monotonic() - self.opened_at
+
+    def take(self, timeout: float | None) -> ServerEvent | ProtocolError | _End:
+        """The next item for the consumer (one consumer at a time).
+
+        Raises:
+            queue.Empty: nothing arrived within *timeout*.
+        """
+        if self.pending:
+            return self.pending.popleft()
+        item = self.queue.get(timeout=timeout)
+        if isinstance(item, _End):
+            return item
+        with self.backlog_lock:
+            self.backlog -= len(item)
+        self.pending.extend(item)
+        return self.pending.popleft()
 
 
 class WebSocketConnection:
@@ -472,12 +532,30 @@ class WebSocketConnection:
         """The reader thread: the only caller of recv on this socket."""
         ws = link.ws
         put = link.queue.put
-        size = link.queue.qsize
         limit = self.max_queue
         debug = logger.isEnabledFor(logging.DEBUG)
+        batch: list[ServerEvent | ProtocolError] = []
+
+        def hand_over() -> None:
+            """Give the consumer the events parsed so far (within the max_queue bound)."""
+            if not batch:
+                return
+            with link.backlog_lock:
+                accepted = batch[: max(0, limit - link.backlog)]
+                link.backlog += len(accepted)
+            if accepted:
+                put(accepted)
+            overflow = len(accepted) < len(batch)
+            batch.clear()  # on overflow, the rest is not delivered: the failure says why
+            if overflow:
+                raise _QueueOverflow
+
+        ws.frame_buffer.recv = _SocketReader(ws.sock, hand_over).recv
         end: _End | None = None
         try:
             while True:
+                if len(batch) >= _BATCH:
+                    hand_over()
                 opcode, frame = ws.recv_data_frame(False)
                 data = frame.data
                 if opcode == websocket.ABNF.OPCODE_TEXT:
@@ -488,9 +566,9 @@ class WebSocketConnection:
                             redact(bytes(data[:500]).decode("utf-8", "replace")),
                         )
                     try:
-                        item: ServerEvent | ProtocolError = parse_server_event(data)
+                        batch.append(parse_server_event(data))
                     except ProtocolError as exc:
-                        item = exc
+                        batch.append(exc)
                 elif opcode == websocket.ABNF.OPCODE_CLOSE:
                     code = struct.unpack("!H", data[:2])[0] if len(data) >= 2 else 1005
                     reason = bytes(data[2:]).decode("utf-8", "replace")
@@ -505,20 +583,21 @@ class WebSocketConnection:
                     )
                     return
                 else:
-                    item = ProtocolError(
-                        f"a binary frame of {len(data)} bytes: the protocol uses text frames only"
-                    )
-                if size() >= limit:
-                    end = _End(
-                        TransportError(
-                            f"the consumer fell {limit} events behind the socket; the connection "
-                            "was closed rather than drop events or grow without bound"
+                    batch.append(
+                        ProtocolError(
+                            f"a binary frame of {len(data)} bytes: the protocol uses text "
+                            "frames only"
                         )
                     )
-                    with contextlib.suppress(Exception):
-                        ws.send_close(1008, b"client queue overflow")
-                    return
-                put(item)
+        except _QueueOverflow:
+            end = _End(
+                TransportError(
+                    f"the consumer fell {limit} events behind the socket; the connection was "
+                    "closed rather than drop events or grow without bound"
+                )
+            )
+            with contextlib.suppress(Exception):
+                ws.send_close(1008, b"client queue overflow")
         except _FrameTooLarge as exc:
             end = _End(ProtocolError(str(exc)))
             with contextlib.suppress(Exception):
@@ -547,6 +626,8 @@ class WebSocketConnection:
         finally:
             if end is None:  # pragma: no cover - every path above sets it
                 end = _End(TransportError("the WebSocket reader stopped"))
+            if batch:
+                put(batch)  # what arrived before the end is delivered before it
             link.end = end
             link.ended_at = time.monotonic()
             link.ended.set()
@@ -584,7 +665,7 @@ class WebSocketConnection:
 
     def _get(self, link: _Link, deadline: Deadline, phase: str, seconds: float | None) -> Any:
         try:
-            return link.queue.get(timeout=deadline.remaining())
+            return link.take(deadline.remaining())
         except queue.Empty:
             what = "the first event" if phase == "first_event" else "the next event"
             raise StreamTimeout(
@@ -842,11 +923,13 @@ class ResponseEvents(Iterator[ServerEvent]):
         link = self._link
         try:
             while True:
-                if self._seen_any:
-                    seconds, phase = self._timeout, "idle"
+                if link.pending:  # already received: no waiting, no deadline to set up
+                    item = link.pending.popleft()
+                elif self._seen_any:
+                    item = connection._get(link, Deadline(self._timeout), "idle", self._timeout)
                 else:
-                    seconds, phase = self._first_timeout, "first_event"
-                item = connection._get(link, Deadline(seconds), phase, seconds)
+                    seconds = self._first_timeout
+                    item = connection._get(link, Deadline(seconds), "first_event", seconds)
                 if isinstance(item, _End):
                     raise item.error
                 if isinstance(item, ProtocolError):

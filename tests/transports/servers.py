@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from types import TracebackType
 
 
@@ -143,3 +143,56 @@ def env(**values: str | None) -> Iterator[None]:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+
+
+class HoldingServer(_Listener):
+    """Answers with *response*, then keeps the connection open without a word more."""
+
+    def __init__(self, response: bytes) -> None:
+        super().__init__()
+        self.response = response
+
+    def handle(self, client: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            self.read_head(client)
+            client.sendall(self.response)
+            while client.recv(4096):
+                pass
+
+
+class FrameScriptServer(_Listener):
+    """A WebSocket server whose every reply is exact bytes: after the handshake (done by the
+    websockets library's sans-I/O protocol), each message received is answered with the frames
+    ``reply(number)`` returns, written in one ``sendall``. For the cases where the timing of
+    bytes on the wire matters."""
+
+    def __init__(self, reply: Callable[[int], list[tuple[int, bytes]]]) -> None:
+        super().__init__()
+        self.reply = reply
+
+    def handle(self, client: socket.socket) -> None:
+        from websockets.frames import Frame, Opcode
+        from websockets.http11 import Request
+        from websockets.server import ServerProtocol
+
+        protocol = ServerProtocol()
+        with contextlib.suppress(OSError):
+            answered = 0
+            handshaken = False
+            while data := client.recv(65536):
+                protocol.receive_data(data)
+                for event in protocol.events_received():
+                    if isinstance(event, Request) and not handshaken:
+                        protocol.send_response(protocol.accept(event))
+                        handshaken = True
+                    elif isinstance(event, Frame) and event.opcode == Opcode.TEXT:
+                        frames = self.reply(answered)
+                        answered += 1
+                        client.sendall(
+                            b"".join(
+                                Frame(Opcode(op), body).serialize(mask=False, extensions=[])
+                                for op, body in frames
+                            )
+                        )
+                for chunk in protocol.data_to_send():
+                    client.sendall(chunk)

@@ -383,3 +383,34 @@ def test_same_scripted_turns_give_equal_event_sequences() -> None:
     over_ws, over_sse = run_both(turns)
     assert [comparable(t) for t in over_ws] == [comparable(t) for t in over_sse]
     assert len(over_ws[0]) > 20
+
+
+def test_connections_are_reused_between_requests(
+    server: FakeResponsesServer, transport: SSETransport
+) -> None:
+    for _ in range(3):
+        assert list(transport.create(body()))[-1].type == "response.completed"
+    assert server.stats.connections == 1
+
+
+def test_a_body_left_open_after_the_terminal_event_does_not_hold_us() -> None:
+    import time
+
+    from tests.transports.servers import HoldingServer
+
+    event = (
+        b'data: {"type":"response.completed",'
+        b'"response":{"id":"r","status":"completed","output":[]}}\n\n'
+    )
+    response = (
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+        + b"%x\r\n%s\r\n" % (len(event), event)
+    )
+    with (
+        HoldingServer(response) as holding,
+        SSETransport(f"http://127.0.0.1:{holding.port}/v1", api_key=KEY) as sse,
+    ):
+        started = time.monotonic()
+        events = list(sse.create(body()))
+        assert time.monotonic() - started < 5  # the drain gives up after a second
+    assert [e.type for e in events] == ["response.completed"]

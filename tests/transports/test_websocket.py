@@ -678,3 +678,31 @@ def test_api_errors_are_events_not_exceptions(server: FakeResponsesServer) -> No
     error = event.to_exception()
     assert isinstance(error, APIError)
     assert (error.status_code, error.code) == (429, "rate_limit_exceeded")
+
+
+def test_a_ping_right_after_the_terminal_event_does_not_hold_it_back() -> None:
+    """The terminal frame and a ping arrive in one read: the ping is answered inside the
+    library's frame loop, which then waits on the socket; the terminal event must already have
+    reached the consumer (it once stayed in the reader's batch until the next data frame)."""
+    import json as _json
+
+    from tests.transports.servers import FrameScriptServer
+
+    def reply(number: int) -> list[tuple[int, bytes]]:
+        rid = f"resp_{number}"
+        events = [
+            {"type": "response.created", "response": {"id": rid, "status": "in_progress"}},
+            {
+                "type": "response.completed",
+                "response": {"id": rid, "status": "completed", "output": []},
+            },
+        ]
+        return [(0x1, _json.dumps(e).encode()) for e in events] + [(0x9, b"keepalive")]
+
+    with (
+        FrameScriptServer(reply) as server,
+        WebSocketConnection(f"ws://127.0.0.1:{server.port}/v1/responses", api_key=KEY) as conn,
+    ):
+        for _ in range(3):
+            events = list(conn.create(body(), timeout=5))
+            assert [e.type for e in events] == ["response.created", "response.completed"]
