@@ -4,6 +4,7 @@
   mode and then over HTTP streaming, and what each cost. No key, no network beyond 127.0.0.1.
 * ``openai-ws chat``: an interactive streaming chat with the real API (``OPENAI_API_KEY``), or
   with the built-in emulator (``--emulator``).
+* ``openai-ws bench``: the side-by-side benchmark (see ``docs/topics/performance.rst``).
 """
 
 from __future__ import annotations
@@ -231,6 +232,12 @@ def run_chat(
         out.write("\n")
 
 
+def _bench(argv: Sequence[str]) -> int:
+    from ._bench import main as bench_main
+
+    return bench_main(list(argv))
+
+
 @contextlib.contextmanager
 def _chat_client(args: argparse.Namespace) -> Iterator[Client]:
     if args.emulator:
@@ -278,7 +285,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     chat.add_argument("--transport", choices=("auto", "websocket", "sse"), default="auto")
     chat.add_argument("--system", default=None, help="a system prompt")
 
-    args = parser.parse_args(list(argv) if argv is not None else None)
+    commands.add_parser("bench", help="run the side-by-side benchmark (--quick, --only ...)")
+
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments[:1] == ["bench"]:  # its options are the benchmark's own
+        return _bench(arguments[1:])
+    args = parser.parse_args(arguments)
     try:
         if args.command == "demo":
             run_demo(args.question, model=args.model, latency=args.latency)
