@@ -465,8 +465,8 @@ def _openai() -> Any:
 
 def openai_available() -> bool:
     try:
-        import openai  # noqa: F401
-        import websockets  # noqa: F401
+        importlib.import_module("openai")
+        importlib.import_module("websockets")
     except ImportError:
         return False
     return True
