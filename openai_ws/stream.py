@@ -19,8 +19,9 @@ The transport rules (``auto``):
 * After output reached the caller, nothing is ever sent again: the stream ends with ``error``.
 
 ``websocket`` mode uses the same recovery on the socket but never falls back: its failures end
-the stream with ``error``. ``sse`` mode uses HTTP only. Every retry and fallback is counted in
-:attr:`StreamResponse.attempts`.
+the stream with ``error``; after a final close (1000, 1008, 4xxx) or a spent reconnection
+budget, the session's next turn opens a new socket. ``sse`` mode uses HTTP only. Every retry
+and fallback is counted in :attr:`StreamResponse.attempts`.
 """
 
 from __future__ import annotations
@@ -216,6 +217,10 @@ class StreamResponse(Iterator[StreamEvent]):
                 headers=dict(self._options.headers) if self._options.headers else None,
             )
         connection = session.connection()
+        if connection.needs_connect:
+            # the server closed it with a final code, or reconnecting was given up: that ends
+            # automatic reconnection, but a new turn is a new request by the caller
+            connection.connect()
         connection.ensure_connected()
         if (
             self._options.warm_up

@@ -393,6 +393,21 @@ def test_final_close_code_before_output_goes_to_http(
     assert stream.attempts == ["websocket: ConnectionClosed", "sse: done"]
 
 
+@pytest.mark.parametrize("after_events", [1, 6], ids=["before output", "after output"])
+def test_after_a_final_close_in_websocket_mode_the_next_turn_opens_a_new_socket(
+    server: FakeResponsesServer, client: Client, after_events: int
+) -> None:
+    server.model = ScriptedModel(["one two three four five six seven"], then="repeat")
+    server.inject(CloseSocket(after_events=after_events, code=1008))
+    events, stream = run(client, ctx(), session_id="s", transport="websocket")
+    assert isinstance(events[-1], Error)
+    assert stream.attempts == ["websocket: ConnectionClosed"]
+    events, stream = run(client, ctx(), session_id="s", transport="websocket")
+    assert isinstance(events[-1], Done), events[-1]
+    assert stream.attempts == ["websocket: done"]
+    assert server.stats.handshakes == 2
+
+
 def test_first_event_timeout_retries_then_falls_back(
     server: FakeResponsesServer, client: Client
 ) -> None:

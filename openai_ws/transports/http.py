@@ -53,6 +53,25 @@ def _shut_down(response: requests.Response) -> None:
             sock.shutdown(socket.SHUT_RDWR)
 
 
+def _close_pools(adapter: object) -> None:
+    """Close an adapter's connection pools, and so their idle connections, now.
+
+    ``Session.close()`` alone is not enough: recent urllib3 releases only forget the pools
+    there, and their connections stay open until the garbage collector finds the pool, which
+    an HTTP response still referenced by the caller keeps alive."""
+    managers = [getattr(adapter, "poolmanager", None)]
+    managers.extend(getattr(adapter, "proxy_manager", {}).values())
+    for manager in managers:
+        pools = getattr(manager, "pools", None)
+        if pools is None:
+            continue
+        for key in list(pools.keys()):
+            pool = pools.get(key)
+            if pool is not None:
+                with contextlib.suppress(Exception):
+                    pool.close()
+
+
 def _timeouts(
     value: float | tuple[float | None, float | None] | None,
 ) -> tuple[float | None, float | None]:
@@ -199,8 +218,11 @@ class SSETransport:
         return HTTPResponseEvents(response, request_id, limits[1])
 
     def close(self) -> None:
-        """Close the session, if the transport made it. Idempotent."""
+        """Close the session and its pooled connections, if the transport made it.
+        Idempotent."""
         if self._owns_session:
+            for adapter in list(self.session.adapters.values()):
+                _close_pools(adapter)
             self.session.close()
 
     def __enter__(self) -> SSETransport:

@@ -172,6 +172,17 @@ class _Link:
         return self.pending.popleft()
 
 
+def _final_close(link: _Link) -> ConnectionClosed | None:
+    """The server's close of *link*, when its code rules out reopening it automatically."""
+    end = link.end
+    error = end.error if end is not None else None
+    if end is None or end.by_us or not isinstance(error, ConnectionClosed):
+        return None
+    if error.code is None or error.code in RECONNECT_CODES:
+        return None
+    return error
+
+
 class WebSocketConnection:
     """A WebSocket-mode connection to the Responses API.
 
@@ -275,6 +286,19 @@ class WebSocketConnection:
         return self.state is WebSocketState.OPEN
 
     @property
+    def needs_connect(self) -> bool:
+        """Whether only :meth:`connect` reopens the connection: the server closed the socket
+        with a code after which it is not reopened automatically (1000, 1008, 4xxx...), or the
+        reconnection attempts after a drop were spent."""
+        with self._lock:
+            if self._closed:
+                return False
+            if self._gave_up is not None:
+                return True
+            link = self._link
+        return link is not None and _final_close(link) is not None
+
+    @property
     def previous_response_id(self) -> str | None:
         """The id of the last response that completed on the current socket, which the server
         holds in its connection cache; None after a reconnect, a failure or an abandon."""
@@ -337,7 +361,13 @@ class WebSocketConnection:
         Raises:
             ConnectError, ConnectionClosed: as :meth:`create`.
         """
-        self._ready_link()
+        if not self._busy.acquire(blocking=False):
+            self._ready_link(idle=False)  # a response is being read in another thread
+            return
+        try:
+            self._ready_link(idle=True)
+        finally:
+            self._busy.release()
 
     def _raise_if_closed(self) -> None:
         if self._closed:
@@ -455,8 +485,10 @@ class WebSocketConnection:
 
         setattr(frames, "recv_length", checked_length)  # noqa: B010 - patching one instance
 
-    def _ready_link(self) -> _Link:
-        """The open socket to use for the next response: reuse, rotate, or reconnect."""
+    def _ready_link(self, *, idle: bool) -> _Link:
+        """The open socket to use for the next response: reuse, rotate, or reconnect.
+        *idle*: the caller holds ``_busy`` and no response is in flight, so what the socket
+        received meanwhile can be checked."""
         with self._lock:
             self._raise_if_closed()
             link = self._link
@@ -464,6 +496,9 @@ class WebSocketConnection:
         if gave_up is not None:
             raise gave_up
         if link is not None and link.alive:
+            if idle and not self._idle_frames_were_valid(link):
+                self._retire(link, graceful=True, reason="invalid frame between responses")
+                return self._open()
             if link.age() < self.max_age:
                 return link
             logger.info(
@@ -473,20 +508,54 @@ class WebSocketConnection:
             return self._open()
         if link is None:
             return self._open()
+        final = _final_close(link)
+        if final is not None:
+            raise ConnectionClosed(
+                f"the server closed the connection with code {final.code}"
+                f"{f' ({final.reason})' if final.reason else ''}; it is not reopened "
+                "automatically after this code (call connect() to reopen it)",
+                code=final.code,
+                reason=final.reason,
+                retryable=False,
+            )
         end = link.end
-        error = end.error if end is not None else None
-        if end is not None and not end.by_us and isinstance(error, ConnectionClosed):
-            if error.code not in RECONNECT_CODES and error.code is not None:
-                raise ConnectionClosed(
-                    f"the server closed the connection with code {error.code}"
-                    f"{f' ({error.reason})' if error.reason else ''}; it is not reopened "
-                    "automatically after this code (call connect() to reopen it)",
-                    code=error.code,
-                    reason=error.reason,
-                    retryable=False,
-                )
+        if end is not None and not end.by_us and isinstance(end.error, ConnectionClosed):
             return self._reconnect(link)
         return self._open()  # we ended it ourselves (abandon, timeout): open a new one now
+
+    def _idle_frames_were_valid(self, link: _Link) -> bool:
+        """Sort what the socket received while no response was in flight, before the next
+        request is sent: late events of finished responses are dropped; an invalid frame
+        (which no response can own) means the socket is not to be trusted: False.
+
+        Called only while the caller holds ``_busy`` with no response in flight.
+        """
+        if not link.pending and link.queue.empty():
+            return True
+        kept: list[ServerEvent | ProtocolError | _End] = []
+        invalid: ProtocolError | None = None
+        while True:
+            try:
+                item = link.take(0)
+            except queue.Empty:
+                break
+            if isinstance(item, ProtocolError):
+                invalid = item
+            elif isinstance(item, _End) or not self._stale(item):
+                kept.append(item)
+            else:
+                logger.debug("websocket %s: dropped a late %s", self.name, item.type)
+        link.pending.extend(kept)
+        if invalid is not None:
+            logger.warning(
+                "websocket %s: socket %d sent an invalid frame between responses (%s); "
+                "opening a new socket",
+                self.name,
+                link.number,
+                invalid,
+            )
+            return False
+        return True
 
     def _reconnect(self, dropped: _Link) -> _Link:
         """Reconnect after a drop, waiting the backoff before each attempt."""
@@ -649,7 +718,7 @@ class WebSocketConnection:
         Raises:
             ConnectionClosed: the socket is gone (the event may or may not have been sent).
         """
-        link = self._ready_link()
+        link = self._ready_link(idle=False)
         self._send_on(link, event)
 
     def _send_on(self, link: _Link, event: Mapping[str, Any]) -> None:
@@ -742,7 +811,7 @@ class WebSocketConnection:
                 "one response at a time (use one connection per concurrent conversation)"
             )
         try:
-            link = self._ready_link()
+            link = self._ready_link(idle=True)
             self._send_on(link, body)
         except BaseException:
             self._busy.release()

@@ -706,3 +706,72 @@ def test_a_ping_right_after_the_terminal_event_does_not_hold_it_back() -> None:
         for _ in range(3):
             events = list(conn.create(body(), timeout=5))
             assert [e.type for e in events] == ["response.created", "response.completed"]
+
+
+def test_an_invalid_frame_between_responses_is_not_blamed_on_the_next_one(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Junk that arrives while no response is in flight belongs to none: the next create()
+    does not fail with it, but does not trust that socket either (it opens a new one)."""
+    import json as _json
+
+    from tests.transports.servers import FrameScriptServer
+
+    made = iter(range(100))
+
+    def reply(number: int) -> list[tuple[int, bytes]]:
+        rid = f"resp_{next(made)}"  # unique across sockets
+        done = {"type": "response.completed", "response": {"id": rid, "status": "completed"}}
+        return [(0x1, _json.dumps(done).encode()), (0x1, b"{not json")]
+
+    with (
+        FrameScriptServer(reply) as server,
+        WebSocketConnection(f"ws://127.0.0.1:{server.port}/v1/responses", api_key=KEY) as conn,
+    ):
+        assert [e.type for e in conn.create(body(), timeout=5)] == ["response.completed"]
+        assert conn.previous_response_id == "resp_0"
+        link = conn._link
+        assert link is not None
+        deadline = time.monotonic() + 5
+        while not link.pending and link.queue.empty() and time.monotonic() < deadline:
+            time.sleep(0.01)  # until the junk frame has arrived (and waits to be read)
+        conn.ensure_connected()
+        assert conn.connections_opened == 2  # a new socket, so...
+        assert conn.previous_response_id is None  # ...the next turn cannot chain
+        assert [e.type for e in conn.create(body(), timeout=5)] == ["response.completed"]
+    assert "sent an invalid frame between responses" in caplog.text
+
+
+def test_needs_connect_after_a_final_close_and_connect_reopens(server: FakeResponsesServer) -> None:
+    server.inject(CloseSocket(after_events=1, code=1008))
+    with connection(server) as conn:
+        assert not conn.needs_connect  # new: the first create() opens it
+        with pytest.raises(ConnectionClosed):
+            list(conn.create(body()))
+        assert conn.needs_connect
+        with pytest.raises(ConnectionClosed, match="call connect"):
+            conn.create(body())
+        conn.connect()
+        assert not conn.needs_connect
+        assert list(conn.create(body()))[-1].type == "response.completed"
+    assert not conn.needs_connect  # closed by close(): nothing reopens it
+
+
+def test_needs_connect_after_reconnecting_was_given_up() -> None:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with FakeResponsesServer(latency=FAST, port=port) as emulator:
+        conn = WebSocketConnection(
+            emulator.ws_url, api_key=KEY, max_retries=1, backoff=(0.01,), connect_timeout=1
+        )
+        conn.connect()
+    # the server is gone: the drop is retryable, one attempt fails, and that is the budget
+    with pytest.raises((ConnectError, ConnectionClosed)):
+        list(conn.create(body(), timeout=5))
+    with pytest.raises(ConnectError, match="gave up"):
+        conn.create(body(), timeout=5)
+    assert conn.needs_connect
+    conn.close()
