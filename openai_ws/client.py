@@ -62,6 +62,9 @@ class Client:
         proxy: for WebSocket mode, an ``http://`` proxy, False for none, None to follow the
             environment (HTTP requests follow requests' own rules).
         sslopt: TLS options for WebSocket mode (see :class:`~openai_ws.WebSocketConnection`).
+        max_frame_size: a WebSocket frame from the server larger than this many bytes (64 MiB
+            by default) fails the turn with :class:`~openai_ws.exceptions.ProtocolError`
+            instead of being buffered.
         http_session: a ``requests.Session`` for HTTP streaming (yours to close).
         verify: TLS verification for HTTP (a CA bundle path, or True).
     """
@@ -83,6 +86,7 @@ class Client:
         session_idle_timeout: float | None = None,
         proxy: str | bool | None = None,
         sslopt: Mapping[str, Any] | None = None,
+        max_frame_size: int = 64 * 1024 * 1024,
         http_session: requests.Session | None = None,
         verify: bool | str = True,
     ) -> None:
@@ -90,6 +94,8 @@ class Client:
             raise ConfigurationError(f"transport must be one of {TRANSPORTS}, got {transport!r}")
         if timeout is not None and timeout <= 0:
             raise ConfigurationError("timeout must be positive (or None for no limit)")
+        if max_frame_size <= 0:
+            raise ConfigurationError(f"max_frame_size must be positive, got {max_frame_size!r}")
         if max_retries < 0 or connect_timeout <= 0 or fallback_cooldown < 0:
             raise ConfigurationError(
                 "max_retries, connect_timeout and fallback_cooldown must not be negative"
@@ -114,6 +120,7 @@ class Client:
         self.session_idle_timeout = session_idle_timeout
         self.proxy = proxy
         self.sslopt = dict(sslopt or {})
+        self.max_frame_size = max_frame_size
         self.verify = verify
         self._http_session = http_session
         self._http_transport: SSETransport | None = None
@@ -151,6 +158,7 @@ class Client:
             max_retries=self.max_retries,
             proxy=self.proxy,
             sslopt=tuple(sorted(self.sslopt.items())),
+            max_frame_size=self.max_frame_size,
         )
 
     def _http(self) -> SSETransport:

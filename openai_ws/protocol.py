@@ -20,6 +20,7 @@ from typing import Any, ClassVar, Final
 
 import attrs
 
+from ._redact import redact
 from .exceptions import APIError, ProtocolError, api_error_from_fields
 
 __all__ = [
@@ -213,6 +214,11 @@ class ErrorEvent(ServerEvent):
     param: str | None = None
     status: int | None = None
     headers: JSONDict = attrs.field(factory=dict)
+
+    def __repr__(self) -> str:
+        # a server or proxy may echo the key in its message ("Incorrect API key: sk-...")
+        shown = (f"{a.name}={getattr(self, a.name)!r}" for a in attrs.fields(type(self)) if a.repr)
+        return redact(f"{type(self).__name__}({', '.join(shown)})")
 
     def to_exception(self, *, request_id: str | None = None) -> APIError:
         """The typed exception this error stands for (e.g. ``PreviousResponseNotFound``)."""

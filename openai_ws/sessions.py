@@ -37,6 +37,7 @@ class SessionConfig:
     backoff: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0, 16.0)
     proxy: str | bool | None = None
     sslopt: tuple[tuple[str, Any], ...] = ()
+    max_frame_size: int = 64 * 1024 * 1024
 
 
 @attrs.define
@@ -125,6 +126,7 @@ class Session:
                     backoff=config.backoff,
                     proxy=config.proxy,
                     sslopt=dict(config.sslopt) or None,
+                    max_frame_size=config.max_frame_size,
                     name=f"openai-ws-session-{self.id}" if self.id else None,
                 )
             return self._connection

@@ -133,8 +133,6 @@ class FaultQueue:
             raise ValueError("transport must be 'websocket', 'sse', 'http' or None")
         if isinstance(fault, RefuseUpgrade) and transport not in (None, "websocket"):
             raise ValueError("RefuseUpgrade applies to WebSocket handshakes only")
-        if isinstance(fault, RefuseUpgrade) and match is not None:
-            raise ValueError("RefuseUpgrade happens before any request: 'match' cannot apply")
         with self._lock:
             self._rules.append(_Rule(fault, times, transport, connection, match))
 
@@ -148,10 +146,12 @@ class FaultQueue:
         with self._lock:
             return len(self._rules)
 
-    def take_handshake(self, connection: int) -> RefuseUpgrade | None:
-        return self._take(
-            lambda rule: isinstance(rule.fault, RefuseUpgrade), connection, None, None
-        )  # type: ignore[return-value]
+    def take_handshake(
+        self, connection: int, headers: Mapping[str, str] | None = None
+    ) -> RefuseUpgrade | None:
+        return self._take(  # type: ignore[return-value]
+            lambda rule: isinstance(rule.fault, RefuseUpgrade), connection, None, headers or {}
+        )
 
     def take_request(
         self, transport: str, connection: int, body: Mapping[str, Any]

@@ -37,6 +37,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 from websockets.sync.server import ServerConnection, serve
 
+from .._redact import redact, register_secret
 from .engine import ConnectionState, Engine, LatencyModel, Reply
 from .faults import BadFrame, CloseSocket, CutBody, Fault, FaultQueue, RequestFault, Stall
 from .models import Model, Rejection
@@ -263,6 +264,15 @@ class _Raw(io.RawIOBase):
         return len(data)
 
 
+class _RedactingLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """websockets logs every handshake header at DEBUG, Authorization included: mask keys."""
+
+    def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
+        if self.isEnabledFor(level):
+            text = str(msg) % args if args else str(msg)
+            self.logger.log(level, "%s", redact(text), **kwargs)
+
+
 def _redact_headers(headers: Iterator[tuple[str, str]]) -> dict[str, str]:
     out: dict[str, str] = {}
     for name, value in headers:
@@ -332,6 +342,7 @@ class FakeResponsesServer:
             reject_unknown_parameters=reject_unknown_parameters,
         )
         self.api_key = api_key
+        register_secret(api_key)  # kept out of the emulator's logs too
         self.faults = FaultQueue()
         self._ssl = ssl_context
         self._port = port
@@ -371,6 +382,7 @@ class FakeResponsesServer:
             server_header="openai-ws-emulator",
             compression=None,
             close_timeout=1.0,  # a client that never answers the close must not hold close() up
+            logger=_RedactingLogger(logging.getLogger("websockets.server"), {}),
         )
         self._ws_handler = factory.handler
         self._listener = listener
@@ -518,7 +530,9 @@ class FakeResponsesServer:
                 :meth:`clear_faults`).
             transport: only requests over ``"websocket"``, ``"sse"`` or ``"http"``.
             connection: only requests on the connection with this id.
-            match: only requests whose body makes this return True.
+            match: only requests whose body makes this return True; for
+                :class:`~openai_ws.testing.RefuseUpgrade`, only handshakes whose headers (a dict
+                with lower-case names) make it return True.
         """
         self.faults.add(fault, times=times, transport=transport, connection=connection, match=match)
 
@@ -612,7 +626,7 @@ class FakeResponsesServer:
                 _error_body(401, "Incorrect API key provided.", "invalid_api_key"),
             )
         else:
-            fault = self.faults.take_handshake(number)
+            fault = self.faults.take_handshake(number, headers)
             if fault is not None:
                 extra = dict(fault.headers)
                 response = self._json_response(
