@@ -62,3 +62,46 @@ def no_leaked_threads() -> Iterator[None]:
             break
         time.sleep(0.01)
     assert not leaked, f"threads left behind: {[t.name for t in leaked]}"
+
+
+# -- reliability reports: the soak and leak tests print their totals at the end of the run ------
+
+#: Lines added by tests (see :func:`report`), printed in pytest's terminal summary.
+REPORTS: list[str] = []
+
+
+def report(line: str) -> None:
+    """Print *line* in the terminal summary of the run (totals of soaks and leak checks)."""
+    REPORTS.append(line)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("openai-ws")
+    group.addoption(
+        "--soak",
+        type=int,
+        default=1,
+        metavar="N",
+        help="run the fault-injection soak and the leak test N times longer (default 1)",
+    )
+    group.addoption(
+        "--soak-seed",
+        type=int,
+        default=20261123,
+        help="the seed of the soak's random fault plan",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    from hypothesis import settings
+
+    scale = max(1, int(config.getoption("--soak", 1) or 1))
+    settings.register_profile("openai-ws", max_examples=300 * scale)
+    settings.load_profile("openai-ws")
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if REPORTS:
+        terminalreporter.section("reliability")
+        for line in REPORTS:
+            terminalreporter.write_line(line)
