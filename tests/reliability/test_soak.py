@@ -251,7 +251,7 @@ class SoakSession:
         tool_result: str | None = None
         for _ in range(ATTEMPTS_PER_TURN):
             kind = self.plan()
-            step = self.stream(kind)
+            step = self.stream()
             outcome = self.check(step, kind, turn, tool_result)
             self.totals.outcomes[outcome] += 1
             self.trace.append(
@@ -313,7 +313,7 @@ class SoakSession:
 
         return match
 
-    def stream(self, kind: str | None) -> Step:
+    def stream(self) -> Step:
         options = StreamOptions(
             metadata={"soak": f"{self.id}:{self.step}"},
             headers={"x-soak-session": self.id},
