@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +48,20 @@ def scenarios() -> list[dict[str, Any]]:
 
 #: Multiply every time bound in tests by this on slow machines (OPENAI_WS_TEST_TIME_FACTOR).
 TIME_FACTOR = float(__import__("os").environ.get("OPENAI_WS_TEST_TIME_FACTOR", "1"))
+
+
+def wait_for(condition: Callable[[], object], seconds: float = 5.0) -> bool:
+    """Poll *condition* until it is true or *seconds* (times TIME_FACTOR) pass; its last value.
+
+    For what happens in another thread or process after the call under test returned (a
+    server noticing a closed socket, a reader thread ending); never to make a test pass by
+    sleeping."""
+    deadline = time.monotonic() + seconds * TIME_FACTOR
+    while not condition():
+        if time.monotonic() > deadline:
+            return bool(condition())
+        time.sleep(0.01)
+    return True
 
 
 @pytest.fixture(autouse=True)

@@ -21,6 +21,7 @@ from openai_ws import (
 from openai_ws.client import _websocket_url
 from openai_ws.exceptions import ConcurrencyError
 from openai_ws.testing import FakeResponsesServer, LatencyModel, ModelRequest, Text, Turn
+from tests.conftest import wait_for
 from tests.transports.servers import env
 
 KEY = "sk-test-client-0123456789abcdef"
@@ -205,10 +206,7 @@ def test_close_closes_every_session(server: FakeResponsesServer) -> None:
     client.close()
     client.close()
     assert client.session_ids == []
-    deadline = time.monotonic() + 5
-    while server.stats.active_connections and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert server.stats.active_connections == 0
+    assert wait_for(lambda: server.stats.active_connections == 0)
 
 
 # -- threads ------------------------------------------------------------------------------------

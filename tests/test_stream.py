@@ -42,6 +42,7 @@ from openai_ws.testing import (
     Stall,
     Text,
 )
+from tests.conftest import wait_for
 
 KEY = "sk-test-stream-0123456789abcdef"
 FAST = LatencyModel.instant()
@@ -531,9 +532,7 @@ def test_close_from_another_thread_aborts(server: FakeResponsesServer, client: C
     received: list[StreamEvent] = []
     consumer = threading.Thread(target=lambda: received.extend(stream))
     consumer.start()
-    deadline = time.monotonic() + 5
-    while not received and time.monotonic() < deadline:
-        time.sleep(0.01)
+    assert wait_for(lambda: received)
     stream.close()
     consumer.join(5)
     assert not consumer.is_alive()
@@ -550,9 +549,7 @@ def test_sse_abandon_from_another_thread(server: FakeResponsesServer, client: Cl
     received: list[StreamEvent] = []
     consumer = threading.Thread(target=lambda: received.extend(stream))
     consumer.start()
-    deadline = time.monotonic() + 5
-    while not received and time.monotonic() < deadline:
-        time.sleep(0.01)
+    assert wait_for(lambda: received)
     time.sleep(0.05)  # let the consumer block on the stalled socket (it must wake either way)
     started = time.monotonic()
     stream.close()

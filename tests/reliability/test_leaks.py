@@ -18,7 +18,7 @@ from openai_ws._bench import Emulator
 from openai_ws._bench.competitors import TOOL, tool_output
 from openai_ws.events import Done
 from openai_ws.messages import Tool
-from tests.conftest import TIME_FACTOR, report
+from tests.conftest import TIME_FACTOR, report, wait_for
 
 TURNS = 10_000
 TOOL_TURNS = 4  # each conversation: four tool calls and an answer, i.e. five streams
@@ -45,15 +45,6 @@ def socket_fds() -> set[str]:
         if target.startswith("socket:"):
             found.add(target)
     return found
-
-
-def wait_for(condition: object, seconds: float = 5.0) -> bool:
-    deadline = time.monotonic() + seconds * TIME_FACTOR
-    while time.monotonic() < deadline:
-        if condition():  # type: ignore[operator]
-            return True
-        time.sleep(0.02)
-    return bool(condition())  # type: ignore[operator]
 
 
 @pytest.fixture(scope="module")

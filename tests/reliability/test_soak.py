@@ -46,7 +46,7 @@ from openai_ws.testing import (
     Text,
     Turn,
 )
-from tests.conftest import TIME_FACTOR, report
+from tests.conftest import TIME_FACTOR, report, wait_for
 
 KEY = "sk-soak-4c2f9e1d7b3a5068"
 # the client's first-event and idle timeout (a Stall lasts 2.5 times longer): generous, as the
@@ -440,13 +440,12 @@ def test_fault_injection_soak(
         for session in sessions:
             totals.merge(session.totals)
         assert client.session_ids == []
-    deadline = time.monotonic() + 5 * TIME_FACTOR
-    left: list[str] = []
-    while time.monotonic() < deadline:
-        left = [t.name for t in threading.enumerate() if t not in baseline and t.is_alive()]
-        if not left:
-            break
-        time.sleep(0.01)
+
+    def threads_left() -> list[str]:
+        return [t.name for t in threading.enumerate() if t not in baseline and t.is_alive()]
+
+    wait_for(lambda: not threads_left())
+    left = threads_left()
     stats = server.stats
 
     report(

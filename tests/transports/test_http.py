@@ -37,7 +37,7 @@ from openai_ws.testing import (
     Text,
 )
 from openai_ws.transports import SSETransport, WebSocketConnection
-from tests.conftest import RECORDED, recorded_streams
+from tests.conftest import RECORDED, recorded_streams, wait_for
 from tests.transports.servers import FixedResponseServer
 
 KEY = "sk-test-http-0123456789abcdef"
@@ -325,17 +325,13 @@ def test_shared_session_is_not_closed(server: FakeResponsesServer) -> None:
 
 
 def test_close_closes_pooled_connections_at_once(server: FakeResponsesServer) -> None:
-    import time
-
     sse = SSETransport(server.http_base_url, api_key=KEY)
     events = sse.create(body())  # still referenced below: it keeps urllib3's pool alive
     assert list(events)[-1].type == "response.completed"
     assert server.stats.active_connections == 1  # pooled for the next request
     sse.close()
-    deadline = time.monotonic() + 5
-    while server.stats.active_connections and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert server.stats.active_connections == 0, "close() left a pooled connection open"
+    closed = wait_for(lambda: server.stats.active_connections == 0)
+    assert closed, "close() left a pooled connection open"
     assert events.terminal is not None
 
 

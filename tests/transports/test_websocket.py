@@ -36,7 +36,7 @@ from openai_ws.testing import (
     Text,
 )
 from openai_ws.transports import InsecureTransportWarning, WebSocketConnection, WebSocketState
-from tests.conftest import TIME_FACTOR
+from tests.conftest import TIME_FACTOR, wait_for
 from tests.transports.servers import ConnectProxy, FixedResponseServer, SilentServer, env
 
 KEY = "sk-test-websocket-0123456789"
@@ -732,9 +732,8 @@ def test_an_invalid_frame_between_responses_is_not_blamed_on_the_next_one(
         assert conn.previous_response_id == "resp_0"
         link = conn._link
         assert link is not None
-        deadline = time.monotonic() + 5
-        while not link.pending and link.queue.empty() and time.monotonic() < deadline:
-            time.sleep(0.01)  # until the junk frame has arrived (and waits to be read)
+        # until the junk frame has arrived (and waits to be read)
+        assert wait_for(lambda: link.pending or not link.queue.empty())
         conn.ensure_connected()
         assert conn.connections_opened == 2  # a new socket, so...
         assert conn.previous_response_id is None  # ...the next turn cannot chain
