@@ -138,22 +138,25 @@ def test_ten_thousand_turns_keep_memory_bounded(
 
 
 def test_idle_sessions_expire_with_their_socket_and_thread(emulator: Emulator) -> None:
+    idle = 0.5
     threads_before = set(threading.enumerate())
     sockets_before = socket_fds()
-    with new_client(emulator, session_idle_timeout=0.3) as client:
+    with new_client(emulator, session_idle_timeout=idle) as client:
+        readers: set[threading.Thread] = set()
         for n in range(20):
             assert conversation(client, f"idle-{n}", "websocket") == TOOL_TURNS + 1
-        assert len(client.session_ids) == 20
-        readers = [t for t in threading.enumerate() if "-reader-" in t.name]
-        assert len(readers) >= 20
-        time.sleep(0.5)
-        assert not client.has_session("idle-0")  # looking sweeps the idle ones
+            mine = f"session-idle-{n}-reader-"
+            readers.update(t for t in threading.enumerate() if mine in t.name)
+        assert len(readers) == 20  # each session had its own socket and reader thread
+        time.sleep(idle + 0.1)  # the idleness under test: every session is now past the limit
+        assert not client.has_session("idle-19")  # using the client sweeps the idle ones
         assert client.session_ids == []
         assert wait_for(lambda: not any(t.is_alive() for t in readers))
         assert wait_for(lambda: not (socket_fds() - sockets_before))
-        # a session that is used again before its time is kept
+        # a session in use is kept
         conversation(client, "kept", "websocket")
-        assert client.has_session("kept")
+        assert client.session_ids == ["kept"]
+        assert len(socket_fds() - sockets_before) == 1
     assert wait_for(lambda: not (set(threading.enumerate()) - threads_before))
 
 
