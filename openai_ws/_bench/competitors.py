@@ -75,10 +75,73 @@ class Competitor:
         """Release everything: not timed."""
 
 
+def _field(obj: Any, name: str) -> Any:
+    """A field of an event, a response or an item: dicts for the raw clients, objects for the
+    official SDK."""
+    return obj[name] if isinstance(obj, dict) else getattr(obj, name)
+
+
+class _HandWritten(Competitor):
+    """A client that sends request bodies and yields the server's events (``_turn``), with the
+    agent loop written the way its users would write it: chained with ``previous_response_id``
+    over WebSocket, the whole history each turn over HTTP."""
+
+    def _turn(self, body: dict[str, Any]) -> Iterator[Any]:
+        """Send one request and yield its events, up to and including the terminal one."""
+        raise NotImplementedError
+
+    def stream(self, words: int) -> int:
+        return sum(
+            1 for _ in self._turn({"model": "m", "input": f"stream {words}", "store": False})
+        )
+
+    def agent_loop(self, turns: int) -> LoopResult:
+        chained = self.transport == "websocket"
+        marks: list[float] = []
+        history: list[Any] = [{"type": "message", "role": "user", "content": f"loop {turns}"}]
+        body: dict[str, Any] = {"model": "m", "input": history, "tools": [TOOL], "store": False}
+        for number in range(turns + 1):
+            started = time.perf_counter()
+            final = None
+            seen = False
+            for event in self._turn(body):
+                kind = _field(event, "type")
+                if not seen and kind.endswith(".delta"):
+                    marks.append(time.perf_counter() - started)
+                    seen = True
+                if kind == "response.completed":
+                    final = _field(event, "response")
+            if final is None:
+                raise RuntimeError(f"{self.name}: turn {number} did not complete")
+            output = _field(final, "output")
+            results = [
+                {
+                    "type": "function_call_output",
+                    "call_id": _field(item, "call_id"),
+                    "output": tool_output(number),
+                }
+                for item in output
+                if _field(item, "type") == "function_call"
+            ]
+            if not results:
+                return LoopResult(number + 1, marks)
+            if chained:
+                body = {
+                    "model": "m",
+                    "tools": [TOOL],
+                    "store": False,
+                    "previous_response_id": _field(final, "id"),
+                    "input": results,
+                }
+            else:
+                history += [*output, *results]  # body["input"] is this list
+        raise RuntimeError("the loop did not end")
+
+
 # -- the floor ----------------------------------------------------------------------------------
 
 
-class RawWebSocket(Competitor):
+class RawWebSocket(_HandWritten):
     """websocket-client, json.loads on each frame: what a minimal hand-written client does.
     UTF-8 validation is off (the JSON decoder validates), which makes it the strictest floor."""
 
@@ -103,52 +166,11 @@ class RawWebSocket(Competitor):
             if event["type"] in TERMINAL:
                 return
 
-    def stream(self, words: int) -> int:
-        return sum(
-            1 for _ in self._turn({"model": "m", "input": f"stream {words}", "store": False})
-        )
-
-    def agent_loop(self, turns: int) -> LoopResult:
-        marks: list[float] = []
-        body: dict[str, Any] = {
-            "model": "m",
-            "input": f"loop {turns}",
-            "tools": [TOOL],
-            "store": False,
-        }
-        for number in range(turns + 1):
-            started = time.perf_counter()
-            last: dict[str, Any] = {}
-            seen = False
-            for event in self._turn(body):
-                if not seen and event["type"].endswith(".delta"):
-                    marks.append(time.perf_counter() - started)
-                    seen = True
-                last = event
-            calls = [i for i in last["response"]["output"] if i["type"] == "function_call"]
-            if not calls:
-                return LoopResult(number + 1, marks)
-            body = {
-                "model": "m",
-                "tools": [TOOL],
-                "store": False,
-                "previous_response_id": last["response"]["id"],
-                "input": [
-                    {
-                        "type": "function_call_output",
-                        "call_id": c["call_id"],
-                        "output": tool_output(number),
-                    }
-                    for c in calls
-                ],
-            }
-        raise RuntimeError("the loop did not end")
-
     def close(self) -> None:
         self.ws.close()
 
 
-class RawSSE(Competitor):
+class RawSSE(_HandWritten):
     """requests with iter_content and a minimal split on blank lines."""
 
     name = "raw requests + SSE split"
@@ -182,42 +204,6 @@ class RawSSE(Competitor):
         finally:
             response.close()
 
-    def stream(self, words: int) -> int:
-        return sum(
-            1 for _ in self._turn({"model": "m", "input": f"stream {words}", "store": False})
-        )
-
-    def agent_loop(self, turns: int) -> LoopResult:
-        marks: list[float] = []
-        history: list[dict[str, Any]] = [
-            {"type": "message", "role": "user", "content": f"loop {turns}"}
-        ]
-        for number in range(turns + 1):
-            started = time.perf_counter()
-            last: dict[str, Any] = {}
-            seen = False
-            for event in self._turn(
-                {"model": "m", "input": history, "tools": [TOOL], "store": False}
-            ):
-                if not seen and event["type"].endswith(".delta"):
-                    marks.append(time.perf_counter() - started)
-                    seen = True
-                last = event
-            output = last["response"]["output"]
-            calls = [i for i in output if i["type"] == "function_call"]
-            if not calls:
-                return LoopResult(number + 1, marks)
-            history += output
-            history += [
-                {
-                    "type": "function_call_output",
-                    "call_id": c["call_id"],
-                    "output": tool_output(number),
-                }
-                for c in calls
-            ]
-        raise RuntimeError("the loop did not end")
-
     def close(self) -> None:
         self.session.close()
 
@@ -225,7 +211,7 @@ class RawSSE(Competitor):
 # -- the official SDK ---------------------------------------------------------------------------
 
 
-class OpenAIHTTP(Competitor):
+class OpenAIHTTP(_HandWritten):
     """The official openai package: ``client.responses.create(..., stream=True)``, the whole
     history each turn, as its function-calling guide shows."""
 
@@ -237,51 +223,16 @@ class OpenAIHTTP(Competitor):
             api_key=self.urls.api_key, base_url=self.urls.http_base_url, max_retries=0
         )
 
-    def stream(self, words: int) -> int:
-        count = 0
-        for event in self.client.responses.create(
-            model="m", input=f"stream {words}", store=False, stream=True
-        ):
-            count += 1
-            if event.type in TERMINAL:
-                break
-        return count
-
-    def agent_loop(self, turns: int) -> LoopResult:
-        marks: list[float] = []
-        history: list[Any] = [{"role": "user", "content": f"loop {turns}"}]
-        for number in range(turns + 1):
-            started = time.perf_counter()
-            final = None
-            seen = False
-            for event in self.client.responses.create(
-                model="m", input=history, tools=[TOOL], store=False, stream=True
-            ):
-                if not seen and event.type.endswith(".delta"):
-                    marks.append(time.perf_counter() - started)
-                    seen = True
-                if event.type == "response.completed":
-                    final = event.response
-            assert final is not None
-            calls = [i for i in final.output if i.type == "function_call"]
-            if not calls:
-                return LoopResult(number + 1, marks)
-            history += final.output
-            history += [
-                {
-                    "type": "function_call_output",
-                    "call_id": c.call_id,
-                    "output": tool_output(number),
-                }
-                for c in calls
-            ]
-        raise RuntimeError("the loop did not end")
+    def _turn(self, body: dict[str, Any]) -> Iterator[Any]:
+        # to the stream's own end (just after the terminal event), so that the SDK returns its
+        # connection to the pool, as a user's loop over the stream does
+        yield from self.client.responses.create(**body, stream=True)
 
     def close(self) -> None:
         self.client.close()
 
 
-class OpenAIWebSocket(Competitor):
+class OpenAIWebSocket(_HandWritten):
     """The official openai package's WebSocket mode, ``client.responses.connect()``, chaining by
     hand with ``previous_response_id`` as its examples do."""
 
@@ -304,49 +255,6 @@ class OpenAIWebSocket(Competitor):
             if event.type in TERMINAL:
                 return
 
-    def stream(self, words: int) -> int:
-        return sum(
-            1 for _ in self._turn({"model": "m", "input": f"stream {words}", "store": False})
-        )
-
-    def agent_loop(self, turns: int) -> LoopResult:
-        marks: list[float] = []
-        body: dict[str, Any] = {
-            "model": "m",
-            "input": f"loop {turns}",
-            "tools": [TOOL],
-            "store": False,
-        }
-        for number in range(turns + 1):
-            started = time.perf_counter()
-            final = None
-            seen = False
-            for event in self._turn(body):
-                if not seen and event.type.endswith(".delta"):
-                    marks.append(time.perf_counter() - started)
-                    seen = True
-                if event.type == "response.completed":
-                    final = event.response
-            assert final is not None
-            calls = [i for i in final.output if i.type == "function_call"]
-            if not calls:
-                return LoopResult(number + 1, marks)
-            body = {
-                "model": "m",
-                "tools": [TOOL],
-                "store": False,
-                "previous_response_id": final.id,
-                "input": [
-                    {
-                        "type": "function_call_output",
-                        "call_id": c.call_id,
-                        "output": tool_output(number),
-                    }
-                    for c in calls
-                ],
-            }
-        raise RuntimeError("the loop did not end")
-
     def close(self) -> None:
         self.manager.__exit__(None, None, None)
         self.client.close()
@@ -355,7 +263,7 @@ class OpenAIWebSocket(Competitor):
 # -- ours ---------------------------------------------------------------------------------------
 
 
-class OursConnection(Competitor):
+class OursConnection(_HandWritten):
     """openai-ws's low-level ``WebSocketConnection.create``."""
 
     name = "openai-ws WebSocketConnection"
@@ -367,19 +275,14 @@ class OursConnection(Competitor):
         self.connection = WebSocketConnection(self.urls.ws_url, api_key=self.urls.api_key)
         self.connection.connect()
 
-    def stream(self, words: int) -> int:
-        return sum(
-            1
-            for _ in self.connection.create(
-                {"model": "m", "input": f"stream {words}", "store": False}
-            )
-        )
+    def _turn(self, body: dict[str, Any]) -> Iterator[Any]:
+        return self.connection.create(body)
 
     def close(self) -> None:
         self.connection.close()
 
 
-class OursSSE(Competitor):
+class OursSSE(_HandWritten):
     """openai-ws's low-level ``SSETransport.create``."""
 
     name = "openai-ws SSETransport"
@@ -390,13 +293,8 @@ class OursSSE(Competitor):
 
         self.transport_ = SSETransport(self.urls.http_base_url, api_key=self.urls.api_key)
 
-    def stream(self, words: int) -> int:
-        return sum(
-            1
-            for _ in self.transport_.create(
-                {"model": "m", "input": f"stream {words}", "store": False}
-            )
-        )
+    def _turn(self, body: dict[str, Any]) -> Iterator[Any]:
+        return self.transport_.create(body)
 
     def close(self) -> None:
         self.transport_.close()
