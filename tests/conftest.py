@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -48,6 +49,24 @@ def scenarios() -> list[dict[str, Any]]:
 
 #: Multiply every time bound in tests by this on slow machines (OPENAI_WS_TEST_TIME_FACTOR).
 TIME_FACTOR = float(__import__("os").environ.get("OPENAI_WS_TEST_TIME_FACTOR", "1"))
+
+
+@pytest.fixture(scope="session")
+def authority() -> Any:
+    """A test certificate authority (``trustme.CA``): its ``cert_pem.tempfile()`` is the CA
+    bundle a client needs to trust :func:`tls_context`."""
+    import trustme
+
+    return trustme.CA()
+
+
+@pytest.fixture(scope="session")
+def tls_context(authority: Any) -> ssl.SSLContext:
+    """A server-side TLS context with a certificate for 127.0.0.1 signed by :func:`authority`,
+    for ``FakeResponsesServer(ssl_context=...)``."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    authority.issue_cert("127.0.0.1").configure_cert(context)
+    return context
 
 
 def wait_for(condition: Callable[[], object], seconds: float = 5.0) -> bool:

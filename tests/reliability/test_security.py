@@ -146,16 +146,9 @@ def test_the_key_is_absent_from_every_object_repr_in_memory() -> None:
 # -- TLS ----------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def authority() -> trustme.CA:
-    return trustme.CA()
-
-
 @pytest.fixture
-def tls_server(authority: trustme.CA) -> Iterator[FakeResponsesServer]:
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    authority.issue_cert("127.0.0.1").configure_cert(context)
-    with FakeResponsesServer(latency=FAST, api_key=KEY, ssl_context=context) as emulator:
+def tls_server(tls_context: ssl.SSLContext) -> Iterator[FakeResponsesServer]:
+    with FakeResponsesServer(latency=FAST, api_key=KEY, ssl_context=tls_context) as emulator:
         yield emulator
 
 

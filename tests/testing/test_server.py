@@ -719,16 +719,10 @@ def test_raw_socket_sees_an_exact_sse_frame(server: FakeResponsesServer) -> None
 # -- less travelled paths -----------------------------------------------------------------------
 
 
-def test_tls_serves_wss_and_https() -> None:
+def test_tls_serves_wss_and_https(authority: Any, tls_context: Any) -> None:
     import ssl
 
-    import trustme
-
-    authority = trustme.CA()
-    certificate = authority.issue_cert("127.0.0.1")
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    certificate.configure_cert(context)
-    with FakeResponsesServer(latency=FAST, ssl_context=context) as emulator:
+    with FakeResponsesServer(latency=FAST, ssl_context=tls_context) as emulator:
         assert emulator.ws_url.startswith("wss://127.0.0.1:")
         assert emulator.http_base_url.startswith("https://127.0.0.1:")
         with authority.cert_pem.tempfile() as ca_file:

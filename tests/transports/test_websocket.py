@@ -185,16 +185,9 @@ def test_configuration_is_checked(kwargs: dict[str, Any], message: str) -> None:
 # -- TLS ----------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def authority() -> trustme.CA:
-    return trustme.CA()
-
-
 @pytest.fixture
-def tls_server(authority: trustme.CA) -> Iterator[FakeResponsesServer]:
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    authority.issue_cert("127.0.0.1").configure_cert(context)
-    with FakeResponsesServer(latency=FAST, ssl_context=context) as emulator:
+def tls_server(tls_context: ssl.SSLContext) -> Iterator[FakeResponsesServer]:
+    with FakeResponsesServer(latency=FAST, ssl_context=tls_context) as emulator:
         yield emulator
 
 
