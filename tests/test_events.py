@@ -187,37 +187,24 @@ def test_incomplete_is_done_with_length_or_error_for_other_reasons() -> None:
         "delta": "cut",
     }
     output = [{"id": "m", "type": "message", "content": [{"type": "output_text", "text": "cut"}]}]
-    final = translate(
-        text_turn(
-            [delta],
-            {
-                "type": "response.incomplete",
-                "response": {
-                    "id": "r",
-                    "status": "incomplete",
-                    "incomplete_details": {"reason": "max_output_tokens"},
-                    "output": output,
-                },
+
+    def incomplete(reason: str) -> list[StreamEvent]:
+        ending = {
+            "type": "response.incomplete",
+            "response": {
+                "id": "r",
+                "status": "incomplete",
+                "incomplete_details": {"reason": reason},
+                "output": output,
             },
-        )
-    )
+        }
+        return translate(text_turn([delta], ending))
+
+    final = incomplete("max_output_tokens")
     assert isinstance(final[-1], Done)
     assert final[-1].reason == "length"
     assert isinstance(final[-2], TextEnd)  # the cut text part is closed before the end
-    other = translate(
-        text_turn(
-            [delta],
-            {
-                "type": "response.incomplete",
-                "response": {
-                    "id": "r",
-                    "status": "incomplete",
-                    "incomplete_details": {"reason": "content_filter"},
-                    "output": output,
-                },
-            },
-        )
-    )
+    other = incomplete("content_filter")
     assert isinstance(other[-1], Error)
     assert other[-1].error.error_message == "response incomplete: content_filter"
 
