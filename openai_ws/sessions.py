@@ -113,7 +113,20 @@ class Session:
     # -- the socket ------------------------------------------------------------------------
 
     def connection(self) -> WebSocketConnection:
-        """The session's WebSocket connection, made on first use (not yet connected)."""
+        """The session's WebSocket connection for the turn that is starting: made on first use
+        (not yet connected); reopened when the server closed it with a final code or
+        reconnecting was given up, which ends automatic reconnection, but a new turn is a new
+        request by the caller.
+
+        Raises:
+            ConnectError: reopening it failed.
+        """
+        connection = self._connection_object()
+        if connection.needs_connect:
+            connection.connect()
+        return connection
+
+    def _connection_object(self) -> WebSocketConnection:
         with self._lock:
             if self._connection is None:
                 config = self.config

@@ -217,10 +217,6 @@ class StreamResponse(Iterator[StreamEvent]):
                 headers=dict(self._options.headers) if self._options.headers else None,
             )
         connection = session.connection()
-        if connection.needs_connect:
-            # the server closed it with a final code, or reconnecting was given up: that ends
-            # automatic reconnection, but a new turn is a new request by the caller
-            connection.connect()
         connection.ensure_connected()
         if (
             self._options.warm_up

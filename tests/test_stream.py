@@ -638,6 +638,17 @@ def test_client_warm_up(server: FakeResponsesServer, client: Client) -> None:
     assert message.tool_calls[0].arguments == {"city": "Oslo"}
 
 
+def test_client_warm_up_after_a_final_close_opens_a_new_socket(
+    server: FakeResponsesServer, client: Client
+) -> None:
+    server.inject(CloseSocket(after_events=1, code=1008))
+    events, _ = run(client, ctx(), session_id="s", transport="websocket")
+    assert isinstance(events[-1], Error)
+    warm_id = client.warm_up("m", ctx(), session_id="s")
+    assert warm_id.startswith("resp_")
+    assert server.stats.handshakes == 2
+
+
 def test_tool_call_events(server: FakeResponsesServer, client: Client) -> None:
     events, _ = run(client, ctx("Weather in Lima?"))
     end = next(e for e in events if isinstance(e, ToolCallEnd))
