@@ -85,6 +85,12 @@ TERMINAL_EVENT_TYPES: Final = frozenset(
 _MISSING: Final = object()
 
 
+def _shown(value: Any) -> str:
+    """An event attribute as its event's repr shows it: key-shaped text masked, since a server
+    or proxy may echo the key back ("Incorrect API key provided: sk-...")."""
+    return redact(repr(value))
+
+
 def _field(key: str | None = None, *, types: tuple[type, ...], default: Any) -> Any:
     """An event attribute read from the JSON key *key* (the attribute name by default).
 
@@ -93,8 +99,8 @@ def _field(key: str | None = None, *, types: tuple[type, ...], default: Any) -> 
     """
     meta = {"key": key, "types": types}
     if callable(default):
-        return attrs.field(factory=default, metadata=meta)
-    return attrs.field(default=default, metadata=meta)
+        return attrs.field(factory=default, metadata=meta, repr=_shown)
+    return attrs.field(default=default, metadata=meta, repr=_shown)
 
 
 def _str(key: str | None = None, default: str = "") -> Any:
@@ -208,17 +214,12 @@ class ErrorEvent(ServerEvent):
         headers: ``error.headers`` (e.g. rate-limit headers), possibly empty.
     """
 
-    code: str | None = None
-    message: str = ""
+    code: str | None = attrs.field(default=None, repr=_shown)
+    message: str = attrs.field(default="", repr=_shown)
     error_type: str | None = None
-    param: str | None = None
+    param: str | None = attrs.field(default=None, repr=_shown)
     status: int | None = None
-    headers: JSONDict = attrs.field(factory=dict)
-
-    def __repr__(self) -> str:
-        # a server or proxy may echo the key in its message ("Incorrect API key: sk-...")
-        shown = (f"{a.name}={getattr(self, a.name)!r}" for a in attrs.fields(type(self)) if a.repr)
-        return redact(f"{type(self).__name__}({', '.join(shown)})")
+    headers: JSONDict = attrs.field(factory=dict, repr=_shown)
 
     def to_exception(self, *, request_id: str | None = None) -> APIError:
         """The typed exception this error stands for (e.g. ``PreviousResponseNotFound``)."""

@@ -1198,3 +1198,26 @@ def test_unknown_events_are_counted_but_change_nothing() -> None:
     )
     assert acc.events == 2
     assert acc.output == []
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"type": "error", "error": {"message": "Incorrect API key: sk-proj-Echoed0123456789"}},
+        {"type": "error", "code": "bad", "message": "sent Bearer sk-proj-Echoed0123456789"},
+        {
+            "type": "response.failed",
+            "response": {
+                "id": "r",
+                "status": "failed",
+                "error": {"message": "sk-proj-Echoed0123456789"},
+            },
+        },
+    ],
+    ids=["nested error", "flat error", "response.failed"],
+)
+def test_event_reprs_mask_an_echoed_key(data: dict[str, Any]) -> None:
+    event = parse_server_event(data)
+    assert "sk-proj-Echoed0123456789" not in repr(event)
+    assert "<redacted>" in repr(event)
+    assert "Echoed0123456789" in json.dumps(event.raw)  # the data itself is kept as sent
