@@ -43,15 +43,19 @@ from .messages import (
     ToolResultMessage,
     Usage,
     UserMessage,
+    join_tool_call_id,
     split_tool_call_id,
 )
 
 __all__ = [
     "TOOL_ERROR_PREFIX",
     "build_assistant_message_from_response",
+    "content_from_item",
     "convert_messages_to_input_items",
     "convert_tools",
     "output_items_to_input_items",
+    "parse_tool_arguments",
+    "reasoning_text",
     "split_tool_call_id",
     "usage_from_response",
 ]
@@ -104,6 +108,11 @@ def _tool_output(message: ToolResultMessage) -> str | list[JSONDict]:
     if prefix:
         parts.insert(0, {"type": "input_text", "text": prefix.rstrip()})
     return parts
+
+
+def _result_item(message: ToolResultMessage) -> JSONDict:
+    call_id, _ = split_tool_call_id(message.tool_call_id)
+    return {"type": "function_call_output", "call_id": call_id, "output": _tool_output(message)}
 
 
 def _assistant_items(message: AssistantMessage) -> list[JSONDict]:
@@ -177,14 +186,7 @@ def convert_messages_to_input_items(messages: Iterable[Message]) -> list[JSONDic
                 continue
             items.extend(_assistant_items(message))
         elif isinstance(message, ToolResultMessage):
-            call_id, _ = split_tool_call_id(message.tool_call_id)
-            items.append(
-                {
-                    "type": "function_call_output",
-                    "call_id": call_id,
-                    "output": _tool_output(message),
-                }
-            )
+            items.append(_result_item(message))
         else:
             raise TypeError(
                 "messages must be UserMessage, AssistantMessage or ToolResultMessage, "
@@ -232,7 +234,8 @@ def _str_or(value: Any, default: str) -> str:
     return value if isinstance(value, str) else default
 
 
-def _parse_arguments(raw: str) -> dict[str, Any]:
+def parse_tool_arguments(raw: str) -> dict[str, Any]:
+    """A call's JSON arguments as a dict: ``{}`` when blank, invalid, or not a JSON object."""
     try:
         parsed = json.loads(raw) if raw.strip() else {}
     except ValueError:
@@ -240,65 +243,79 @@ def _parse_arguments(raw: str) -> dict[str, Any]:
     return parsed if isinstance(parsed, dict) else {}
 
 
-def _content_from_items(output: Sequence[Any]) -> list[TextContent | ThinkingContent | ToolCall]:
-    content: list[TextContent | ThinkingContent | ToolCall] = []
+def reasoning_text(item: Mapping[str, Any]) -> str | None:
+    """The thinking text of a reasoning item: its summary parts joined with a blank line, or its
+    raw reasoning text when it has no summary; None when it has neither."""
+    texts = _texts(item.get("summary")) or _texts(item.get("content"))
+    return "\n\n".join(texts) if texts else None
+
+
+def _texts(entries: Any) -> tuple[str, ...]:
+    return tuple(
+        entry["text"]
+        for entry in (entries if isinstance(entries, list) else ())
+        if isinstance(entry, Mapping) and isinstance(entry.get("text"), str)
+    )
+
+
+AssistantContent = TextContent | ThinkingContent | ToolCall
+
+
+def content_from_item(item: Mapping[str, Any]) -> list[AssistantContent]:
+    """The assistant content parts one output item becomes (the one mapping from the API's
+    output items to the conversation model, used for final and partial messages alike)."""
+    content: list[AssistantContent] = []
+    kind = item.get("type")
+    item_id = item.get("id") if isinstance(item.get("id"), str) else None
+    if kind == "message":
+        phase = item.get("phase") if isinstance(item.get("phase"), str) else None
+        parts = item.get("content")
+        for part in parts if isinstance(parts, list) else ():
+            if not isinstance(part, Mapping):
+                continue
+            if part.get("type") == "output_text" and isinstance(part.get("text"), str):
+                annotations = part.get("annotations")
+                content.append(
+                    TextContent(
+                        part["text"],
+                        item_id=item_id,
+                        phase=phase,
+                        annotations=list(annotations) if isinstance(annotations, list) else [],
+                    )
+                )
+            elif part.get("type") == "refusal" and isinstance(part.get("refusal"), str):
+                content.append(
+                    TextContent(part["refusal"], item_id=item_id, phase=phase, refusal=True)
+                )
+    elif kind == "reasoning":
+        encrypted = item.get("encrypted_content")
+        summary: Any = _texts(item.get("summary"))  # attrs' tuple converter defeats mypy
+        content.append(
+            ThinkingContent(
+                reasoning_text(item) or "",
+                item_id=item_id,
+                summary=summary,
+                encrypted_content=encrypted if isinstance(encrypted, str) else None,
+            )
+        )
+    elif kind == "function_call":
+        raw = _str_or(item.get("arguments"), "")
+        content.append(
+            ToolCall(
+                join_tool_call_id(_str_or(item.get("call_id"), ""), item_id),
+                _str_or(item.get("name"), ""),
+                parse_tool_arguments(raw),
+                raw_arguments=raw,
+            )
+        )
+    return content
+
+
+def _content_from_items(output: Sequence[Any]) -> list[AssistantContent]:
+    content: list[AssistantContent] = []
     for item in output:
-        if not isinstance(item, Mapping):
-            continue
-        kind = item.get("type")
-        item_id = item.get("id") if isinstance(item.get("id"), str) else None
-        if kind == "message":
-            phase = item.get("phase") if isinstance(item.get("phase"), str) else None
-            parts = item.get("content")
-            for part in parts if isinstance(parts, list) else ():
-                if not isinstance(part, Mapping):
-                    continue
-                if part.get("type") == "output_text" and isinstance(part.get("text"), str):
-                    annotations = part.get("annotations")
-                    content.append(
-                        TextContent(
-                            part["text"],
-                            item_id=item_id,
-                            phase=phase,
-                            annotations=list(annotations) if isinstance(annotations, list) else [],
-                        )
-                    )
-                elif part.get("type") == "refusal" and isinstance(part.get("refusal"), str):
-                    content.append(
-                        TextContent(part["refusal"], item_id=item_id, phase=phase, refusal=True)
-                    )
-        elif kind == "reasoning":
-            summary = tuple(
-                entry["text"]
-                for entry in (item.get("summary") or ())
-                if isinstance(entry, Mapping) and isinstance(entry.get("text"), str)
-            )
-            raw_text = tuple(
-                entry["text"]
-                for entry in (item.get("content") or ())
-                if isinstance(entry, Mapping) and isinstance(entry.get("text"), str)
-            )
-            encrypted = item.get("encrypted_content")
-            content.append(
-                ThinkingContent(
-                    "\n\n".join(summary or raw_text),
-                    item_id=item_id,
-                    summary=summary,
-                    encrypted_content=encrypted if isinstance(encrypted, str) else None,
-                )
-            )
-        elif kind == "function_call":
-            raw = _str_or(item.get("arguments"), "")
-            call_id = _str_or(item.get("call_id"), "")
-            name = _str_or(item.get("name"), "")
-            content.append(
-                ToolCall(
-                    f"{call_id}|{item_id or ''}",
-                    name,
-                    _parse_arguments(raw),
-                    raw_arguments=raw,
-                )
-            )
+        if isinstance(item, Mapping):
+            content.extend(content_from_item(item))
     return content
 
 

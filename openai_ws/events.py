@@ -19,21 +19,26 @@ stream only records lengths), so reading it is optional and costs nothing otherw
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any, ClassVar, Literal
 
 import attrs
 
-from .convert import build_assistant_message_from_response
+from .convert import (
+    AssistantContent,
+    build_assistant_message_from_response,
+    content_from_item,
+    parse_tool_arguments,
+    reasoning_text,
+)
 from .exceptions import APIError, OpenAIWSError
 from .messages import (
     AssistantMessage,
     ModelInfo,
-    TextContent,
-    ThinkingContent,
     ToolCall,
     Usage,
+    join_tool_call_id,
+    split_tool_call_id,
 )
 from .protocol import (
     ContentPartAdded,
@@ -296,25 +301,9 @@ class MessageBuilder:
     def partial(self, snapshot: _Snapshot | None = None) -> AssistantMessage:
         """The message so far (or as it stood at *snapshot*)."""
         lengths = snapshot if snapshot is not None else self._snapshot()
-        content: list[TextContent | ThinkingContent | ToolCall] = []
+        content: list[AssistantContent] = []
         for part, length in zip(self.parts, lengths, strict=False):
-            extra = part.extra
-            text = part.text(length)
-            if part.kind == "text":
-                content.append(
-                    TextContent(
-                        text,
-                        item_id=extra["item_id"],
-                        phase=extra["phase"],
-                        refusal=extra["refusal"],
-                    )
-                )
-            elif part.kind == "thinking":
-                content.append(ThinkingContent(text, item_id=extra["item_id"]))
-            else:
-                content.append(
-                    ToolCall(extra["id"], extra["name"], _parse(text), raw_arguments=text)
-                )
+            content.extend(content_from_item(_item_of(part, part.text(length))))
         return AssistantMessage(
             content=content,
             api=self.model.api,
@@ -400,7 +389,7 @@ class MessageBuilder:
         call_id = _text_or_none(item.get("call_id")) or ""
         item_id = _text_or_none(item.get("id")) or ""
         name = _text_or_none(item.get("name")) or ""
-        tool_call_id = f"{call_id}|{item_id}"
+        tool_call_id = join_tool_call_id(call_id, item_id)
         extra = {"id": tool_call_id, "name": name}
         index, part = self._new_part(key, "tool", extra)
         out.append(
@@ -511,7 +500,7 @@ class MessageBuilder:
                     self._end_text(index, self.parts[index], event, out, None)
         elif kind == "reasoning":
             index, part = self._thinking_part(event.output_index, item.get("id"), event, out)
-            final = _thinking_text(item)
+            final = reasoning_text(item)
             if final is not None and final != part.text():
                 part.replace(final)
             if not part.ended:
@@ -535,7 +524,9 @@ class MessageBuilder:
             return
         part.ended = True
         raw = part.text()
-        call = ToolCall(part.extra["id"], part.extra["name"], _parse(raw), raw_arguments=raw)
+        call = ToolCall(
+            part.extra["id"], part.extra["name"], parse_tool_arguments(raw), raw_arguments=raw
+        )
         out.append(ToolCallEnd(raw=event, view=self._view(), content_index=index, tool_call=call))
 
     def _end_open_parts(self, event: ServerEvent, out: list[StreamEvent]) -> None:
@@ -588,26 +579,41 @@ class MessageBuilder:
         return final
 
 
-def _thinking_text(item: dict[str, Any]) -> str | None:
-    """The thinking text of a finished reasoning item: summaries joined, or raw reasoning."""
-    summary = [s.get("text") for s in item.get("summary") or () if isinstance(s, dict)]
-    texts = [t for t in summary if isinstance(t, str)]
-    if not texts:
-        content = [c.get("text") for c in item.get("content") or () if isinstance(c, dict)]
-        texts = [t for t in content if isinstance(t, str)]
-    return "\n\n".join(texts) if texts else None
+def _item_of(part: _Part, text: str) -> dict[str, Any]:
+    """The output item a part stands for, with *text* as its text so far, for
+    :func:`~openai_ws.convert.content_from_item` (the one item-to-content mapping)."""
+    extra = part.extra
+    if part.kind == "text":
+        piece = (
+            {"type": "refusal", "refusal": text}
+            if extra["refusal"]
+            else {"type": "output_text", "text": text}
+        )
+        return {
+            "type": "message",
+            "id": extra["item_id"],
+            "phase": extra["phase"],
+            "content": [piece],
+        }
+    if part.kind == "thinking":
+        # as raw reasoning text, so the partial keeps the text without inventing summary parts
+        return {
+            "type": "reasoning",
+            "id": extra["item_id"],
+            "content": [{"type": "reasoning_text", "text": text}],
+        }
+    call_id, item_id = split_tool_call_id(extra["id"])
+    return {
+        "type": "function_call",
+        "id": item_id,
+        "call_id": call_id,
+        "name": extra["name"],
+        "arguments": text,
+    }
 
 
 def _text_or_none(value: Any) -> str | None:
     return value if isinstance(value, str) else None
-
-
-def _parse(raw: str) -> dict[str, Any]:
-    try:
-        value = json.loads(raw) if raw.strip() else {}
-    except ValueError:
-        return {}
-    return value if isinstance(value, dict) else {}
 
 
 _HANDLERS: dict[type[ServerEvent], Callable[[MessageBuilder, Any, list[StreamEvent]], None]] = {

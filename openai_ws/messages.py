@@ -29,6 +29,7 @@ __all__ = [
     "ToolResultMessage",
     "Usage",
     "UserMessage",
+    "join_tool_call_id",
     "split_tool_call_id",
 ]
 
@@ -62,6 +63,11 @@ def split_tool_call_id(tool_call_id: str) -> tuple[str, str | None]:
     if not call_id:
         call_id = item_id
     return call_id, (item_id or None)
+
+
+def join_tool_call_id(call_id: str | None, item_id: str | None) -> str:
+    """The inverse of :func:`split_tool_call_id`: ``"call_id|item_id"`` (either may be blank)."""
+    return f"{call_id or ''}|{item_id or ''}"
 
 
 def _optional_str(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:

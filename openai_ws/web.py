@@ -20,8 +20,8 @@ a web framework.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any, Final
 
 from .events import (
     Done,
@@ -38,7 +38,7 @@ from .events import (
 )
 from .messages import AssistantMessage, ToolCall
 
-__all__ = ["event_to_dict", "sse_body", "sse_message"]
+__all__ = ["EVENT_FIELDS", "event_to_dict", "sse_body", "sse_message"]
 
 
 def _call(call: ToolCall) -> dict[str, Any]:
@@ -60,6 +60,50 @@ def _message(message: AssistantMessage) -> dict[str, Any]:
     }
 
 
+def _text(event: Any) -> dict[str, Any]:
+    return {"commentary": event.commentary}
+
+
+def _delta(event: Any) -> dict[str, Any]:
+    return {"delta": event.delta}
+
+
+def _content(event: Any) -> dict[str, Any]:
+    return {"content": event.content}
+
+
+def _tool_call(event: Any) -> dict[str, Any]:
+    return {"tool_call": _call(event.tool_call)}
+
+
+def _done(event: Done) -> dict[str, Any]:
+    return {"reason": event.reason, "message": _message(event.message)}
+
+
+def _error(event: Error) -> dict[str, Any]:
+    return {
+        "reason": event.reason,
+        "message": event.error.error_message,
+        "code": getattr(event.exception, "code", None),
+    }
+
+
+#: What each stream event type adds to its JSON view (beyond ``type`` and ``content_index``).
+#: A new stream event type gets one entry here; types without one show only those two fields.
+EVENT_FIELDS: Final[dict[type[StreamEvent], Callable[[Any], dict[str, Any]]]] = {
+    TextStart: _text,
+    TextDelta: lambda e: {**_text(e), **_delta(e)},
+    TextEnd: lambda e: {**_text(e), **_content(e)},
+    ThinkingDelta: _delta,
+    ThinkingEnd: _content,
+    ToolCallStart: _tool_call,
+    ToolCallDelta: _delta,
+    ToolCallEnd: _tool_call,
+    Done: _done,
+    Error: _error,
+}
+
+
 def event_to_dict(event: StreamEvent) -> dict[str, Any]:
     """A JSON-ready view of a stream event: its ``type`` and the fields a page needs (deltas,
     contents, tool calls, the final message or error). ``partial`` and ``raw`` are left out."""
@@ -67,21 +111,9 @@ def event_to_dict(event: StreamEvent) -> dict[str, Any]:
     index = getattr(event, "content_index", None)
     if index is not None:
         out["content_index"] = index
-    if isinstance(event, (TextStart, TextDelta, TextEnd)):
-        out["commentary"] = event.commentary
-    if isinstance(event, (TextDelta, ThinkingDelta, ToolCallDelta)):
-        out["delta"] = event.delta
-    elif isinstance(event, (TextEnd, ThinkingEnd)):
-        out["content"] = event.content
-    elif isinstance(event, (ToolCallStart, ToolCallEnd)):
-        out["tool_call"] = _call(event.tool_call)
-    elif isinstance(event, Done):
-        out["reason"] = event.reason
-        out["message"] = _message(event.message)
-    elif isinstance(event, Error):
-        out["reason"] = event.reason
-        out["message"] = event.error.error_message
-        out["code"] = getattr(event.exception, "code", None)
+    fields = EVENT_FIELDS.get(type(event))
+    if fields is not None:
+        out.update(fields(event))
     return out
 
 

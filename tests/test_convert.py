@@ -582,3 +582,35 @@ def test_refusal_output_becomes_refusal_text() -> None:
             "status": "completed",
         }
     ]
+
+
+# -- one home per rule (issue 17): the helpers the stream builder shares ---------------------
+
+
+def test_join_is_the_inverse_of_split() -> None:
+    from openai_ws.messages import join_tool_call_id
+
+    for call_id, item_id in (("call_1", "fc_1"), ("call_1", None), ("", "fc_1"), (None, None)):
+        joined = join_tool_call_id(call_id, item_id)
+        back = split_tool_call_id(joined)
+        assert back == ((call_id or item_id or ""), item_id or None)
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [("", {}), ("  ", {}), ('{"a": 1}', {"a": 1}), ("[1]", {}), ("{bad", {}), ("3", {})],
+)
+def test_parse_tool_arguments(raw: str, expected: dict[str, Any]) -> None:
+    from openai_ws.convert import parse_tool_arguments
+
+    assert parse_tool_arguments(raw) == expected
+
+
+def test_reasoning_text_prefers_the_summary_over_raw_text() -> None:
+    from openai_ws.convert import reasoning_text
+
+    summary = [{"type": "summary_text", "text": "a"}, {"type": "summary_text", "text": "b"}]
+    raw = [{"type": "reasoning_text", "text": "raw"}]
+    assert reasoning_text({"summary": summary, "content": raw}) == "a\n\nb"
+    assert reasoning_text({"summary": [], "content": raw}) == "raw"
+    assert reasoning_text({"summary": []}) is None

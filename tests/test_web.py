@@ -108,3 +108,22 @@ def test_event_to_dict_leaves_partial_and_raw_out(
         assert "partial" not in data
         assert "raw" not in data
         json.dumps(data)
+
+
+def test_every_stream_event_with_fields_of_its_own_has_a_view() -> None:
+    # the one table a new stream event type needs an entry in (docs/topics/design.rst)
+    import attrs
+
+    from openai_ws import events as events_module
+    from openai_ws.web import EVENT_FIELDS
+
+    common = {"raw", "_view", "content_index", "phase"}
+    for name in events_module.__all__:
+        cls = getattr(events_module, name)
+        if not (isinstance(cls, type) and issubclass(cls, events_module.StreamEvent)):
+            continue
+        if cls is events_module.StreamEvent or not cls.type:
+            continue
+        own = {f.name for f in attrs.fields(cls)} - common
+        if own:
+            assert cls in EVENT_FIELDS, name

@@ -37,7 +37,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 from websockets.sync.server import ServerConnection, serve
 
-from .._redact import redact, register_secret
+from .._redact import redact, redact_headers, register_secret
 from .engine import ConnectionState, Engine, LatencyModel, Reply
 from .faults import BadFrame, CloseSocket, CutBody, Fault, FaultQueue, RequestFault, Stall
 from .models import Model, Rejection
@@ -50,7 +50,6 @@ JSONDict = dict[str, Any]
 
 _MAX_HEAD: Final = 64 * 1024
 _MAX_BODY: Final = 64 * 1024 * 1024
-_SECRET_HEADERS: Final = frozenset({"authorization", "api-key", "openai-api-key", "cookie"})
 
 
 @attrs.frozen
@@ -274,11 +273,12 @@ class _RedactingLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
 
 
 def _redact_headers(headers: Iterator[tuple[str, str]]) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for name, value in headers:
-        key = name.lower()
-        out[key] = "<redacted>" if key in _SECRET_HEADERS else value
-    return out
+    """Headers by lower-cased name, credentials masked by the package's one list
+    (:func:`openai_ws._redact.redact_headers`)."""
+    return {
+        name: str(value)
+        for name, value in redact_headers({name.lower(): value for name, value in headers}).items()
+    }
 
 
 def _error_body(

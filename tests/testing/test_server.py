@@ -799,3 +799,20 @@ def test_a_client_that_connects_and_says_nothing(server: FakeResponsesServer) ->
         pass
     ws = connect(server.ws_url)  # the server is still fine
     ws.close()
+
+
+def test_recorded_headers_are_masked_by_the_package_wide_list(
+    server: FakeResponsesServer,
+) -> None:
+    # one list (openai_ws._redact) for the client and the emulator: proxy and x-api-key too
+    sent = {
+        "Authorization": "Bearer sk-abcdefghijkl",
+        "Proxy-Authorization": "Basic dXNlcjpwYXNz",
+        "X-Api-Key": "abcdefgh12345678",
+        "X-Custom": "yes",
+    }
+    sse_turn(server.http_base_url, {"model": "m", "input": "hi"}, headers=sent)
+    headers = server.requests[-1].headers
+    for name in ("authorization", "proxy-authorization", "x-api-key"):
+        assert headers[name] == "<redacted>", name
+    assert headers["x-custom"] == "yes"
