@@ -14,7 +14,10 @@ the ``data`` of SSE events, so both transports share this module.
 from __future__ import annotations
 
 import copy
+import email.utils
 import json
+import math
+import time
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, Final
 
@@ -72,15 +75,12 @@ __all__ = [
     "ToolCallProgress",
     "UnknownEvent",
     "event_types",
+    "parse_retry_after",
     "parse_server_event",
+    "retry_after_from_headers",
 ]
 
 JSONDict = dict[str, Any]
-
-#: Event types that end a response (``response.done`` is a synonym of completed on some servers).
-TERMINAL_EVENT_TYPES: Final = frozenset(
-    {"response.completed", "response.done", "response.failed", "response.incomplete", "error"}
-)
 
 _MISSING: Final = object()
 
@@ -223,10 +223,6 @@ class ErrorEvent(ServerEvent):
 
     def to_exception(self, *, request_id: str | None = None) -> APIError:
         """The typed exception this error stands for (e.g. ``PreviousResponseNotFound``)."""
-        retry_after = None
-        for name, value in self.headers.items():
-            if name.lower() == "retry-after":
-                retry_after = _parse_retry_after(value)
         return api_error_from_fields(
             message=self.message,
             code=self.code,
@@ -235,16 +231,56 @@ class ErrorEvent(ServerEvent):
             status_code=self.status,
             request_id=request_id,
             headers=self.headers,
-            retry_after=retry_after,
+            retry_after=retry_after_from_headers(self.headers),
         )
 
 
-def _parse_retry_after(value: Any) -> float | None:
+def parse_retry_after(value: Any) -> float | None:
+    """Seconds to wait, from one ``Retry-After`` value: a number of seconds or an HTTP date.
+
+    Args:
+        value: the header's value (``str``; a JSON number is accepted too, as an ``error``
+            event's ``headers`` may carry one).
+
+    Returns:
+        The seconds (0 for a date in the past or a negative number), or None when *value* is
+        absent or neither a finite number nor an HTTP date.
+    """
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        return None
     try:
         seconds = float(value)
-    except (TypeError, ValueError):
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(str(value))
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return None
+        seconds = when.timestamp() - time.time()
+    if not math.isfinite(seconds):
         return None
-    return seconds if seconds >= 0 else None
+    return max(0.0, seconds)
+
+
+def retry_after_from_headers(headers: Mapping[str, Any]) -> float | None:
+    """Seconds to wait, from response headers: ``retry-after-ms`` (milliseconds) when it is
+    valid, else ``Retry-After`` (seconds or an HTTP date). Header names match in any case.
+
+    The one rule for both transports: HTTP error responses and the ``headers`` of a WebSocket
+    ``error`` event.
+
+    Returns:
+        The seconds, or None when neither header holds a usable value.
+    """
+    values: dict[str, Any] = {}
+    for name, value in headers.items():
+        if isinstance(name, str):
+            lowered = name.lower()
+            if lowered in ("retry-after-ms", "retry-after"):
+                values[lowered] = value
+    milliseconds = parse_retry_after(values.get("retry-after-ms"))
+    if milliseconds is not None:
+        return milliseconds / 1000
+    return parse_retry_after(values.get("retry-after"))
 
 
 @attrs.frozen(kw_only=True)
@@ -625,6 +661,15 @@ _REGISTRY: dict[str, type[ServerEvent]] = {
 for _tool, _states in _HOSTED_PROGRESS.items():
     for _state in _states:
         _REGISTRY[f"response.{_tool}.{_state}"] = ToolCallProgress
+
+#: Event types that end a response: ``response.completed`` (and ``response.done``, its synonym on
+#: some servers), ``response.failed``, ``response.incomplete`` and ``error``. The one list of
+#: them; :attr:`ServerEvent.is_terminal` and the emulator read it.
+TERMINAL_EVENT_TYPES: Final = frozenset(
+    type_
+    for type_, cls in _REGISTRY.items()
+    if cls in (ResponseCompleted, ResponseFailed, ResponseIncomplete, ErrorEvent)
+)
 
 # (attribute name, JSON key, accepted types, default or factory, default is a factory)
 _Spec = tuple[tuple[str, str, tuple[type, ...], Any, bool], ...]

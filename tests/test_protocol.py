@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import copy
+import email.utils
 import json
+import time
 from typing import Any
 
 import pytest
@@ -1005,7 +1007,7 @@ def test_is_terminal() -> None:
 
 
 def test_retry_after_that_is_not_a_number_is_ignored() -> None:
-    for value in ("soon", "-1", None, [1]):
+    for value in ("soon", "nan", "inf", None, [1], True):
         event = parse_server_event(
             {
                 "type": "error",
@@ -1221,3 +1223,52 @@ def test_event_reprs_mask_an_echoed_key(data: dict[str, Any]) -> None:
     assert "sk-proj-Echoed0123456789" not in repr(event)
     assert "<redacted>" in repr(event)
     assert "Echoed0123456789" in json.dumps(event.raw)  # the data itself is kept as sent
+
+
+# -- Retry-After: one rule for HTTP responses and WebSocket error events ---------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("2", 2.0), ("0.5", 0.5), (3, 3.0), (1.5, 1.5), ("-3", 0.0), ("soon", None), ("", None)],
+)
+def test_parse_retry_after_seconds(value: Any, expected: float | None) -> None:
+    assert protocol.parse_retry_after(value) == expected
+
+
+def test_parse_retry_after_http_date() -> None:
+    future = protocol.parse_retry_after(email.utils.formatdate(time.time() + 30, usegmt=True))
+    assert future is not None
+    assert 25 < future <= 30
+    assert protocol.parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0  # in the past
+
+
+def test_retry_after_from_headers_prefers_milliseconds_in_any_case() -> None:
+    headers = {"Retry-After-Ms": "1500", "Retry-After": "9"}
+    assert protocol.retry_after_from_headers(headers) == 1.5
+    assert protocol.retry_after_from_headers({"retry-after-ms": "x", "retry-after": "9"}) == 9.0
+    assert protocol.retry_after_from_headers({"x-other": "1"}) is None
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"retry-after-ms": "2500"},
+        {"Retry-After": "2.5"},
+        {"retry-after": "DATE"},
+    ],
+    ids=["retry-after-ms", "seconds", "http date"],
+)
+def test_websocket_error_event_reads_every_retry_after_form(headers: dict[str, str]) -> None:
+    if headers.get("retry-after") == "DATE":
+        headers = {"retry-after": email.utils.formatdate(time.time() + 3, usegmt=True)}
+    event = parse_server_event(
+        {
+            "type": "error",
+            "status": 429,
+            "error": {"code": "rate_limit_exceeded", "message": "slow", "headers": headers},
+        }
+    )
+    retry_after = event.to_exception().retry_after  # type: ignore[attr-defined]
+    assert retry_after is not None
+    assert 0.5 < retry_after <= 3.0

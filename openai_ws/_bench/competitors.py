@@ -14,10 +14,9 @@ from typing import Any
 
 import attrs
 
+from ..protocol import TERMINAL_EVENT_TYPES
+
 API_KEY = "sk-bench-emulator"
-TERMINAL = frozenset(
-    {"response.completed", "response.failed", "response.incomplete", "error", "response.done"}
-)
 TOOL = {
     "type": "function",
     "name": "lookup",
@@ -163,7 +162,7 @@ class RawWebSocket(_HandWritten):
         while True:
             event: dict[str, Any] = json.loads(self.ws.recv())
             yield event
-            if event["type"] in TERMINAL:
+            if event["type"] in TERMINAL_EVENT_TYPES:
                 return
 
     def close(self) -> None:
@@ -199,7 +198,7 @@ class RawSSE(_HandWritten):
                         if line.startswith(b"data: "):
                             event: dict[str, Any] = json.loads(line[6:])
                             yield event
-                            if event["type"] in TERMINAL:
+                            if event["type"] in TERMINAL_EVENT_TYPES:
                                 return
         finally:
             response.close()
@@ -252,7 +251,7 @@ class OpenAIWebSocket(_HandWritten):
         self.connection.send({"type": "response.create", **body})
         for event in self.connection:
             yield event
-            if event.type in TERMINAL:
+            if event.type in TERMINAL_EVENT_TYPES:
                 return
 
     def close(self) -> None:

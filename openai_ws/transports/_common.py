@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import email.utils
 import json
 import time
 import urllib.parse
@@ -14,6 +13,7 @@ import attrs
 
 from .._redact import register_secret
 from ..exceptions import APIError, ConfigurationError, api_error_from_fields
+from ..protocol import parse_retry_after, retry_after_from_headers
 
 __all__ = [
     "Deadline",
@@ -124,21 +124,6 @@ def resolve_proxy(url: str, proxy: str | bool | None) -> ProxySettings:
     return ProxySettings(target.hostname, target.port or 80, auth)
 
 
-def parse_retry_after(value: str | None) -> float | None:
-    """Seconds from a ``Retry-After`` (or ``retry-after-ms``) value: a number or an HTTP date."""
-    if not value:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        seconds = when.timestamp() - time.time()
-    return max(0.0, seconds)
-
-
 def api_error_from_response(
     status: int, headers: Mapping[str, str], body: bytes, *, fallback: str
 ) -> APIError:
@@ -158,12 +143,7 @@ def api_error_from_response(
     if not isinstance(message, str) or not message:
         text = body.decode("utf-8", "replace").strip()[:200]
         message = f"{fallback} (HTTP {status})" + (f": {text}" if text and not decoded else "")
-    retry_after = None
-    if "retry-after-ms" in headers:
-        ms = parse_retry_after(headers.get("retry-after-ms"))
-        retry_after = ms / 1000 if ms is not None else None
-    if retry_after is None:
-        retry_after = parse_retry_after(headers.get("retry-after"))
+    retry_after = retry_after_from_headers(headers)
 
     def text_or_none(value: Any) -> str | None:
         return value if isinstance(value, str) else None
