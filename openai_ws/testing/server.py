@@ -272,6 +272,39 @@ class _RedactingLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
             self.logger.log(level, "%s", redact(text), **kwargs)
 
 
+# The connection that the current thread serves, set by _TrackedConnection.
+_serving = threading.local()
+
+
+class _TrackedConnection(ServerConnection):
+    """websockets' server connection, recorded on the thread that serves it (see
+    :func:`_join_websockets_threads`)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _serving.connection = self
+
+
+def _join_websockets_threads() -> None:
+    """Join the threads websockets started for this thread's connection.
+
+    websockets runs a reader thread and a keepalive thread per connection. It joins the reader
+    when the connection closes, but not after a refused handshake, and it never joins the
+    keepalive thread, which only notices the reader's end when it next gets the CPU. Under load
+    that thread outlived close(). Joining both here, in the connection's own thread (which
+    close() joins), makes close() wait for every thread the server started. Bounded: both end
+    promptly once the socket is closed, which websockets did before returning.
+    """
+    connection = getattr(_serving, "connection", None)
+    _serving.connection = None
+    if connection is None:
+        return
+    for name in ("recv_events_thread", "keepalive_thread"):
+        thread = getattr(connection, name, None)
+        if isinstance(thread, threading.Thread) and thread.is_alive():
+            thread.join(5)
+
+
 def _redact_headers(headers: Iterator[tuple[str, str]]) -> dict[str, str]:
     """Headers by lower-cased name, credentials masked by the package's one list
     (:func:`openai_ws._redact.redact_headers`)."""
@@ -378,6 +411,7 @@ class FakeResponsesServer:
             self._serve_websocket,
             sock=listener,
             process_request=self._process_handshake,
+            create_connection=_TrackedConnection,
             max_size=_MAX_BODY,
             server_header="openai-ws-emulator",
             compression=None,
@@ -593,7 +627,10 @@ class FakeResponsesServer:
             first_line, _, rest = head.partition(b"\r\n")
             upgrade = first_line.startswith(b"GET ") and b"websocket" in rest.lower()
             if upgrade and self._ws_handler is not None:
-                self._ws_handler(client, address)  # websockets closes the socket at the end
+                try:
+                    self._ws_handler(client, address)  # websockets closes the socket at the end
+                finally:
+                    _join_websockets_threads()
             elif head:
                 _HTTPHandler(client, address, self)  # type: ignore[arg-type]
         except (OSError, ssl.SSLError, ValueError) as exc:

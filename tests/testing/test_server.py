@@ -75,6 +75,28 @@ def test_urls_and_lifecycle() -> None:
     assert [t for t in threading.enumerate() if t not in before] == []
 
 
+def test_close_joins_websockets_own_threads_after_refused_and_served_handshakes() -> None:
+    """websockets starts a reader and a keepalive thread per connection and joins neither after
+    a refused handshake (nor the keepalive thread ever): close() must still leave none."""
+    before = set(threading.enumerate())
+    emulator = FakeResponsesServer(latency=FAST, api_key="sk-test-lifecycle").start()
+    try:
+        with pytest.raises(websocket.WebSocketBadStatusException) as refused:
+            websocket.create_connection(
+                emulator.ws_url, header=["Authorization: Bearer sk-wrong"], timeout=5
+            )
+        assert refused.value.status_code == 401
+        ws = websocket.create_connection(
+            emulator.ws_url, header=["Authorization: Bearer sk-test-lifecycle"], timeout=5
+        )
+        ws_turn(ws, {"model": "m", "input": "hi"})
+        ws.close()
+    finally:
+        emulator.close()
+    left = [t for t in threading.enumerate() if t not in before]
+    assert left == [], left
+
+
 def test_close_ends_open_connections_and_stalled_replies() -> None:
     from openai_ws.testing import Stall
 
