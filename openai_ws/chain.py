@@ -18,6 +18,7 @@ from typing import Any, Final
 import attrs
 
 from .convert import output_items_to_input_items
+from .history import collapse_wrapper_outputs
 
 __all__ = ["IGNORED_FIELDS", "ChainPlan", "plan_request"]
 
@@ -87,7 +88,10 @@ def plan_request(
         ``metadata`` (and the framing fields in :data:`IGNORED_FIELDS`) is unchanged; and the
         new input starts with the previous input followed by the previous output replayed as
         input items, with at least one item after them. Otherwise the full request, without
-        ``previous_response_id``.
+        ``previous_response_id``. In a delta, the results of a parallel wrapper's expanded calls
+        are merged into the one output the wrapper's call id needs
+        (:func:`~openai_ws.history.collapse_wrapper_outputs`); a full request sends them as
+        ordinary call/output pairs.
     """
     if request.get("previous_response_id") is not None:
         return ChainPlan(dict(request), request["previous_response_id"], "set by the caller")
@@ -98,13 +102,17 @@ def plan_request(
         if request.get(key) != previous_request.get(key):
             return _full(request, f"{key!r} changed")
     prefix = _as_items(previous_request.get("input"))
-    prefix = prefix + output_items_to_input_items(previous_output or [])
+    prefix = prefix + output_items_to_input_items(
+        previous_output or [], tools=previous_request.get("tools")
+    )
     items = _as_items(request.get("input"))
     if len(items) < len(prefix) or items[: len(prefix)] != prefix:
         return _full(request, "the history is not a continuation of the previous turn")
     delta = items[len(prefix) :]
     if not delta:
         return _full(request, "no new input items")
+    # the server holds a parallel wrapper as one call: its expanded results go back as one output
+    delta = collapse_wrapper_outputs(delta, previous_output or [])
     payload = dict(request)
     payload["input"] = delta
     payload["previous_response_id"] = previous_response_id

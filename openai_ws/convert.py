@@ -1,6 +1,7 @@
 """Pure conversions between the conversation model and the Responses API's JSON.
 
-* :func:`convert_tools`: :class:`~openai_ws.messages.Tool` -> the flat function tool shape.
+* :func:`convert_tools`: :class:`~openai_ws.messages.Tool`, ``CustomTool`` and ``HostedTool``
+  -> the API's tool shapes.
 * :func:`convert_messages_to_input_items`: messages -> ``input`` items.
 * :func:`build_assistant_message_from_response`: a response object -> an
   :class:`~openai_ws.messages.AssistantMessage`.
@@ -19,22 +20,34 @@ Replay rules, chosen so that every request the API receives is one it accepts:
   the conversation the server knows);
 * a tool result with ``is_error`` says so at the start of its output text.
 
-Output items this version does not model (hosted tool calls, custom tool calls, compaction)
-are not turned into messages and so are not replayed.
+* a custom tool call is replayed as ``custom_tool_call`` and its result as
+  ``custom_tool_call_output``; a built-in call the client executes (shell, local_shell,
+  apply_patch, computer) from its item, and its result as that kind's output item
+  (``shell_call_output``, ``local_shell_call_output``, ``apply_patch_call_output``,
+  ``computer_call_output``), with :attr:`ToolResultMessage.output
+  <openai_ws.messages.ToolResultMessage.output>` verbatim when given;
+* every other output item (hosted tool calls, MCP items, compaction, and item types this
+  version does not know) is a :class:`~openai_ws.messages.ServerItem`, replayed verbatim;
+* a parallel wrapper whose every recipient is a declared function tool is expanded into its
+  calls (:mod:`openai_ws.history`), replayed as ordinary call/output pairs.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
+from .history import declared_function_names, sub_call_id, wrapper_uses
 from .messages import (
     AssistantMessage,
     Cost,
+    CustomTool,
+    HostedTool,
     ImageContent,
     Message,
     ModelInfo,
+    ServerItem,
     StopReason,
     TextContent,
     ThinkingContent,
@@ -48,6 +61,7 @@ from .messages import (
 )
 
 __all__ = [
+    "CLIENT_CALLS",
     "TOOL_ERROR_PREFIX",
     "build_assistant_message_from_response",
     "content_from_item",
@@ -66,20 +80,38 @@ JSONDict = dict[str, Any]
 TOOL_ERROR_PREFIX = "Error: "
 
 
-def convert_tools(tools: Iterable[Tool]) -> list[JSONDict]:
-    """Tools in the Responses API's flat shape: ``{"type": "function", "name", ...}``."""
-    converted = []
+def convert_tools(tools: Iterable[Tool | CustomTool | HostedTool]) -> list[JSONDict]:
+    """Tools in the Responses API's shapes: ``{"type": "function", "name", ...}`` for a
+    :class:`~openai_ws.messages.Tool`, ``{"type": "custom", "name", "description", "format"}``
+    for a :class:`~openai_ws.messages.CustomTool`, and a
+    :class:`~openai_ws.messages.HostedTool`'s spec verbatim.
+
+    Raises:
+        TypeError: an element is none of those.
+    """
+    converted: list[JSONDict] = []
     for tool in tools:
-        if not isinstance(tool, Tool):
-            raise TypeError(f"tools must be Tool instances, got {type(tool).__name__}")
-        entry: JSONDict = {
-            "type": "function",
-            "name": tool.name,
-            "description": tool.description,
-            "parameters": dict(tool.parameters),
-        }
-        if tool.strict is not None:
-            entry["strict"] = tool.strict
+        if isinstance(tool, Tool):
+            entry: JSONDict = {
+                "type": "function",
+                "name": tool.name,
+                "description": tool.description,
+                "parameters": dict(tool.parameters),
+            }
+            if tool.strict is not None:
+                entry["strict"] = tool.strict
+        elif isinstance(tool, CustomTool):
+            entry = {"type": "custom", "name": tool.name}
+            if tool.description:
+                entry["description"] = tool.description
+            if tool.format is not None:
+                entry["format"] = dict(tool.format)
+        elif isinstance(tool, HostedTool):
+            entry = dict(tool.spec)
+        else:
+            raise TypeError(
+                f"tools must be Tool, CustomTool or HostedTool instances, got {type(tool).__name__}"
+            )
         converted.append(entry)
     return converted
 
@@ -110,9 +142,87 @@ def _tool_output(message: ToolResultMessage) -> str | list[JSONDict]:
     return parts
 
 
-def _result_item(message: ToolResultMessage) -> JSONDict:
+def _text_of(message: ToolResultMessage) -> str:
+    prefix = TOOL_ERROR_PREFIX if message.is_error else ""
+    if isinstance(message.content, str):
+        return prefix + message.content
+    return prefix + "".join(p.text for p in message.content if isinstance(p, TextContent))
+
+
+def _result_item(message: ToolResultMessage, call: ToolCall | None = None) -> JSONDict:
+    """The output item for a tool result, shaped by the kind of the call it answers."""
     call_id, _ = split_tool_call_id(message.tool_call_id)
-    return {"type": "function_call_output", "call_id": call_id, "output": _tool_output(message)}
+    kind = call.kind if call is not None else "function"
+    given = message.output
+    if kind == "custom":
+        output: Any = given if given is not None else _tool_output(message)
+        return {"type": "custom_tool_call_output", "call_id": call_id, "output": output}
+    if kind == "shell":
+        if given is None:
+            outcome = {"type": "exit", "exit_code": 1 if message.is_error else 0}
+            text = _text_of(message).removeprefix(TOOL_ERROR_PREFIX)
+            stdout, stderr = ("", text) if message.is_error else (text, "")
+            given = [{"stdout": stdout, "stderr": stderr, "outcome": outcome}]
+        item: JSONDict = {"type": "shell_call_output", "call_id": call_id, "output": given}
+        action = call.input if call is not None else None
+        if isinstance(action, Mapping) and isinstance(action.get("max_output_length"), int):
+            item["max_output_length"] = action["max_output_length"]
+        return item
+    if kind == "local_shell":
+        text = json.dumps(given, ensure_ascii=False) if given is not None else _text_of(message)
+        return {"type": "local_shell_call_output", "id": call_id, "output": text}
+    if kind == "apply_patch":
+        return {
+            "type": "apply_patch_call_output",
+            "call_id": call_id,
+            "status": "failed" if message.is_error else "completed",
+            "output": _text_of(message).removeprefix(TOOL_ERROR_PREFIX),
+        }
+    if kind == "computer":
+        if given is None:
+            images = [p for p in message.content if isinstance(p, ImageContent)]
+            if not images:
+                raise ValueError(
+                    "the result of a computer call needs output= (a computer_screenshot object) "
+                    "or an ImageContent screenshot"
+                )
+            given = {"type": "computer_screenshot", "image_url": images[0].image_url}
+        return {"type": "computer_call_output", "call_id": call_id, "output": given}
+    output = given if given is not None else _tool_output(message)
+    return {"type": "function_call_output", "call_id": call_id, "output": output}
+
+
+def _call_item(part: ToolCall, replays_reasoning: bool) -> JSONDict:
+    """The input item that replays a call."""
+    call_id, item_id = split_tool_call_id(part.id)
+    source = part.item
+    # a call expanded from a parallel wrapper carries the wrapper as its item: never its id
+    expanded = source is not None and part.kind == "function" and source.get("name") != part.name
+    keep_id = replays_reasoning and item_id is not None and not expanded
+    if part.kind == "function":
+        call: JSONDict = {"type": "function_call"}
+        if keep_id:
+            call["id"] = item_id
+        call.update(call_id=call_id, name=part.name, arguments=part.arguments_json)
+        return call
+    if part.kind == "custom":
+        call = {"type": "custom_tool_call"}
+        if keep_id:
+            call["id"] = item_id
+        text = part.input if isinstance(part.input, str) else ""
+        call.update(call_id=call_id, name=part.name, input=text)
+        return call
+    # a built-in call the client executes: its item verbatim, id included (computer and
+    # local_shell calls cannot be replayed without it)
+    if source is not None:
+        return dict(source)
+    field = "operation" if part.kind == "apply_patch" else "action"
+    return {
+        "type": f"{part.kind}_call",
+        "call_id": call_id,
+        field: part.input,
+        "status": "completed",
+    }
 
 
 def _assistant_items(message: AssistantMessage) -> list[JSONDict]:
@@ -160,22 +270,25 @@ def _assistant_items(message: AssistantMessage) -> list[JSONDict]:
                 reasoning["encrypted_content"] = part.encrypted_content
             items.append(reasoning)
         elif isinstance(part, ToolCall):
-            call_id, item_id = split_tool_call_id(part.id)
-            call: JSONDict = {"type": "function_call"}
-            if replays_reasoning and item_id:
-                call["id"] = item_id
-            call.update(call_id=call_id, name=part.name, arguments=part.arguments_json)
-            items.append(call)
+            items.append(_call_item(part, replays_reasoning))
+        elif isinstance(part, ServerItem):
+            items.append(dict(part.item))
     return items
 
 
 def convert_messages_to_input_items(messages: Iterable[Message]) -> list[JSONDict]:
     """The ``input`` items for a conversation (the system prompt goes to ``instructions``).
 
+    A tool result is sent as the output item its call's kind needs (the call is looked up by
+    its call id among the earlier assistant messages; a function call's when none is found).
+    No history hygiene is applied here: :func:`openai_ws.history.prepare_history` does that.
+
     Raises:
         TypeError: an element is not a message of :mod:`openai_ws.messages`.
+        ValueError: a computer call's result has neither ``output`` nor a screenshot image.
     """
     items: list[JSONDict] = []
+    calls: dict[str, ToolCall] = {}
     for message in messages:
         if isinstance(message, UserMessage):
             items.append(
@@ -185,8 +298,11 @@ def convert_messages_to_input_items(messages: Iterable[Message]) -> list[JSONDic
             if message.stop_reason in ("error", "aborted"):
                 continue
             items.extend(_assistant_items(message))
+            for call in message.tool_calls:
+                calls.setdefault(call.call_id, call)
         elif isinstance(message, ToolResultMessage):
-            items.append(_result_item(message))
+            call_id, _ = split_tool_call_id(message.tool_call_id)
+            items.append(_result_item(message, calls.get(call_id)))
         else:
             raise TypeError(
                 "messages must be UserMessage, AssistantMessage or ToolResultMessage, "
@@ -258,12 +374,28 @@ def _texts(entries: Any) -> tuple[str, ...]:
     )
 
 
-AssistantContent = TextContent | ThinkingContent | ToolCall
+AssistantContent = TextContent | ThinkingContent | ToolCall | ServerItem
+
+#: Output items of built-in tools the client executes, by item type: (kind, request field).
+CLIENT_CALLS: dict[str, tuple[str, str]] = {
+    "shell_call": ("shell", "action"),
+    "local_shell_call": ("local_shell", "action"),
+    "apply_patch_call": ("apply_patch", "operation"),
+    "computer_call": ("computer", "action"),
+}
 
 
-def content_from_item(item: Mapping[str, Any]) -> list[AssistantContent]:
+def content_from_item(
+    item: Mapping[str, Any], declared: Collection[str] = ()
+) -> list[AssistantContent]:
     """The assistant content parts one output item becomes (the one mapping from the API's
-    output items to the conversation model, used for final and partial messages alike)."""
+    output items to the conversation model, used for final and partial messages alike).
+
+    Args:
+        item: an output item.
+        declared: the names of the declared function tools; a parallel wrapper whose every
+            recipient is among them becomes one call per recipient.
+    """
     content: list[AssistantContent] = []
     kind = item.get("type")
     item_id = item.get("id") if isinstance(item.get("id"), str) else None
@@ -299,23 +431,65 @@ def content_from_item(item: Mapping[str, Any]) -> list[AssistantContent]:
             )
         )
     elif kind == "function_call":
+        call_id = _str_or(item.get("call_id"), "")
+        uses = wrapper_uses(item, declared) if declared else None
+        if uses is not None:
+            for number, (name, parameters) in enumerate(uses):
+                raw = json.dumps(parameters, separators=(",", ":"), ensure_ascii=False)
+                content.append(
+                    ToolCall(
+                        join_tool_call_id(sub_call_id(call_id, number), None),
+                        name,
+                        dict(parameters),
+                        raw_arguments=raw,
+                        item=dict(item),
+                    )
+                )
+            return content
         raw = _str_or(item.get("arguments"), "")
+        content.append(
+            ToolCall(
+                join_tool_call_id(call_id, item_id),
+                _str_or(item.get("name"), ""),
+                parse_tool_arguments(raw),
+                raw_arguments=raw,
+                item=dict(item),
+            )
+        )
+    elif kind == "custom_tool_call":
         content.append(
             ToolCall(
                 join_tool_call_id(_str_or(item.get("call_id"), ""), item_id),
                 _str_or(item.get("name"), ""),
-                parse_tool_arguments(raw),
-                raw_arguments=raw,
+                kind="custom",
+                input=_str_or(item.get("input"), ""),
+                item=dict(item),
             )
         )
+    elif isinstance(kind, str) and kind in CLIENT_CALLS:
+        call_kind, field = CLIENT_CALLS[kind]
+        request = item.get(field)
+        content.append(
+            ToolCall(
+                join_tool_call_id(_str_or(item.get("call_id"), ""), item_id),
+                call_kind,
+                kind=call_kind,  # type: ignore[arg-type]
+                input=dict(request) if isinstance(request, Mapping) else request,
+                item=dict(item),
+            )
+        )
+    elif isinstance(kind, str):
+        content.append(ServerItem(dict(item)))
     return content
 
 
-def _content_from_items(output: Sequence[Any]) -> list[AssistantContent]:
+def _content_from_items(
+    output: Sequence[Any], declared: Collection[str] = ()
+) -> list[AssistantContent]:
     content: list[AssistantContent] = []
     for item in output:
         if isinstance(item, Mapping):
-            content.extend(content_from_item(item))
+            content.extend(content_from_item(item, declared))
     return content
 
 
@@ -341,7 +515,7 @@ def _stop_reason(
 
 
 def build_assistant_message_from_response(
-    response: Mapping[str, Any], model_info: ModelInfo | str
+    response: Mapping[str, Any], model_info: ModelInfo | str, *, tools: Any = None
 ) -> AssistantMessage:
     """The :class:`~openai_ws.messages.AssistantMessage` for a response object.
 
@@ -349,6 +523,8 @@ def build_assistant_message_from_response(
         response: a response object (e.g. ``response.completed``'s ``response``).
         model_info: the model asked for, as a :class:`~openai_ws.messages.ModelInfo` (with
             prices, for the cost) or just its id.
+        tools: the request's ``tools`` (API shapes), whose function names decide whether a
+            parallel wrapper is expanded; None uses the ``tools`` the response echoes.
 
     Stop reasons: ``toolUse`` when the output has any tool call, ``stop`` otherwise, for a
     completed response; ``length`` for ``incomplete`` with ``max_output_tokens``; ``error``
@@ -356,7 +532,8 @@ def build_assistant_message_from_response(
     """
     model = model_info if isinstance(model_info, ModelInfo) else ModelInfo(model_info)
     output = response.get("output")
-    content = _content_from_items(output if isinstance(output, list) else [])
+    declared = declared_function_names(response.get("tools") if tools is None else tools)
+    content = _content_from_items(output if isinstance(output, list) else [], declared)
     has_calls = any(isinstance(part, ToolCall) for part in content)
     stop_reason, error_message = _stop_reason(response, has_calls)
     response_id = response.get("id")
@@ -372,11 +549,14 @@ def build_assistant_message_from_response(
     )
 
 
-def output_items_to_input_items(output: Sequence[Mapping[str, Any]]) -> list[JSONDict]:
+def output_items_to_input_items(
+    output: Sequence[Mapping[str, Any]], *, tools: Any = None
+) -> list[JSONDict]:
     """The input items that replay a response's *output* items.
 
     Exactly what :func:`convert_messages_to_input_items` produces for the assistant message
-    :func:`build_assistant_message_from_response` makes of them.
+    :func:`build_assistant_message_from_response` makes of them (with the same *tools*, the
+    request's, which decide whether a parallel wrapper is expanded).
     """
-    message = AssistantMessage(content=_content_from_items(output))
+    message = AssistantMessage(content=_content_from_items(output, declared_function_names(tools)))
     return _assistant_items(message)

@@ -25,13 +25,14 @@ from typing import Any, ClassVar, Literal
 import attrs
 
 from .convert import (
+    CLIENT_CALLS,
     AssistantContent,
     build_assistant_message_from_response,
     content_from_item,
-    parse_tool_arguments,
     reasoning_text,
 )
 from .exceptions import APIError, OpenAIWSError
+from .history import declared_function_names
 from .messages import (
     AssistantMessage,
     ModelInfo,
@@ -43,6 +44,8 @@ from .messages import (
 from .protocol import (
     ContentPartAdded,
     ContentPartDone,
+    CustomToolCallInputDelta,
+    CustomToolCallInputDone,
     ErrorEvent,
     FunctionCallArgumentsDelta,
     FunctionCallArgumentsDone,
@@ -57,12 +60,15 @@ from .protocol import (
     RefusalDelta,
     RefusalDone,
     ResponseAccumulator,
+    ResponseCreated,
     ServerEvent,
+    ToolCallProgress,
 )
 
 __all__ = [
     "Done",
     "Error",
+    "HostedToolEvent",
     "MessageBuilder",
     "Start",
     "StreamEvent",
@@ -200,6 +206,27 @@ class ToolCallEnd(StreamEvent):
 
 
 @attrs.frozen(kw_only=True)
+class HostedToolEvent(StreamEvent):
+    """Progress of a tool the API runs itself (web search, file search, code interpreter, image
+    generation, MCP...): one for each of its progress events.
+
+    Attributes:
+        content_index: the position of its :class:`~openai_ws.messages.ServerItem` in the
+            message.
+        item_type: the output item's type (``"web_search_call"``...).
+        status: what it is doing: ``"in_progress"``, ``"searching"``, ``"interpreting"``,
+            ``"generating"``, ``"completed"``, ``"failed"``...
+        item: the output item as it stood when the event arrived.
+    """
+
+    type: ClassVar[str] = "hosted_tool"
+    content_index: int
+    item_type: str
+    status: str
+    item: dict[str, Any] = attrs.field(factory=dict, repr=False)
+
+
+@attrs.frozen(kw_only=True)
 class Done(StreamEvent):
     """The response completed. The last event of a successful stream.
 
@@ -270,10 +297,16 @@ class MessageBuilder:
 
     Args:
         model: the model asked for (:class:`~openai_ws.messages.ModelInfo` or its id).
+        tools: the request's ``tools`` (API shapes): their function names decide whether a
+            parallel wrapper call is expanded into its calls. None uses the tools the response
+            echoes. A wrapper streams as one call (``toolcall_*`` events named ``parallel``);
+            the ``done`` message holds the expanded calls.
     """
 
-    def __init__(self, model: ModelInfo | str) -> None:
+    def __init__(self, model: ModelInfo | str, *, tools: Any = None) -> None:
         self.model = model if isinstance(model, ModelInfo) else ModelInfo(model)
+        self._tools = tools
+        self._declared = declared_function_names(tools)
         self.accumulator = ResponseAccumulator()
         self.parts: list[_Part] = []
         self._by_key: dict[tuple[Any, ...], int] = {}
@@ -303,7 +336,7 @@ class MessageBuilder:
         lengths = snapshot if snapshot is not None else self._snapshot()
         content: list[AssistantContent] = []
         for part, length in zip(self.parts, lengths, strict=False):
-            content.extend(content_from_item(_item_of(part, part.text(length))))
+            content.extend(content_from_item(_item_of(part, part.text(length)), self._declared))
         return AssistantMessage(
             content=content,
             api=self.model.api,
@@ -324,6 +357,8 @@ class MessageBuilder:
         if self.finished is not None:
             return []
         terminal = self.accumulator.feed(event)
+        if self._tools is None and isinstance(event, ResponseCreated):
+            self._declared = declared_function_names(event.response.get("tools"))
         out: list[StreamEvent] = []
         handler = _HANDLERS.get(type(event))
         if handler is not None:
@@ -364,8 +399,10 @@ class MessageBuilder:
         kind = item.get("type")
         if kind == "reasoning":
             self._thinking_part(event.output_index, item.get("id"), event, out)
-        elif kind == "function_call":
+        elif kind in _CALL_TYPES:
             self._tool_part(event.output_index, item, event, out)
+        elif isinstance(kind, str) and kind != "message":
+            self._server_part(event.output_index, item)
 
     def _thinking_part(
         self, output_index: int, item_id: Any, event: ServerEvent, out: list[StreamEvent]
@@ -388,19 +425,67 @@ class MessageBuilder:
             return index, self.parts[index]
         call_id = _text_or_none(item.get("call_id")) or ""
         item_id = _text_or_none(item.get("id")) or ""
-        name = _text_or_none(item.get("name")) or ""
+        item_type = _text_or_none(item.get("type")) or "function_call"
+        kind, _ = CLIENT_CALLS.get(
+            item_type, ("custom" if item_type == "custom_tool_call" else "function", "")
+        )
+        name = _text_or_none(item.get("name")) or (kind if item_type in CLIENT_CALLS else "")
         tool_call_id = join_tool_call_id(call_id, item_id)
-        extra = {"id": tool_call_id, "name": name}
+        extra = {"id": tool_call_id, "name": name, "item": dict(item), "type": item_type}
         index, part = self._new_part(key, "tool", extra)
         out.append(
             ToolCallStart(
                 raw=event,
                 view=self._view(),
                 content_index=index,
-                tool_call=ToolCall(tool_call_id, name),
+                tool_call=ToolCall(tool_call_id, name, kind=kind),  # type: ignore[arg-type]
             )
         )
         return index, part
+
+    def _server_part(self, output_index: int, item: dict[str, Any]) -> tuple[int, _Part]:
+        key = ("server", output_index)
+        index = self._by_key.get(key)
+        if index is not None:
+            self.parts[index].extra["item"] = dict(item)
+            return index, self.parts[index]
+        return self._new_part(key, "server", {"item": dict(item)})
+
+    def _on_progress(self, event: ToolCallProgress, out: list[StreamEvent]) -> None:
+        item = self._items.get(event.output_index) or {"id": event.item_id}
+        item_type = event.type.removeprefix("response.").rsplit(".", 1)[0]
+        item = {"type": item_type, **item}
+        index, _ = self._server_part(event.output_index, item)
+        out.append(
+            HostedToolEvent(
+                raw=event,
+                view=self._view(),
+                content_index=index,
+                item_type=item_type,
+                status=event.status,
+                item=dict(item),
+            )
+        )
+
+    def _on_custom_input_delta(
+        self, event: CustomToolCallInputDelta, out: list[StreamEvent]
+    ) -> None:
+        item = self._items.get(
+            event.output_index, {"id": event.item_id, "type": "custom_tool_call"}
+        )
+        index, part = self._tool_part(event.output_index, item, event, out)
+        part.append(event.delta)
+        out.append(
+            ToolCallDelta(raw=event, view=self._view(), content_index=index, delta=event.delta)
+        )
+
+    def _on_custom_input_done(self, event: CustomToolCallInputDone, out: list[StreamEvent]) -> None:
+        item = self._items.get(
+            event.output_index, {"id": event.item_id, "type": "custom_tool_call"}
+        )
+        _, part = self._tool_part(event.output_index, item, event, out)
+        if event.input != part.text():
+            part.replace(event.input)
 
     def _on_part_added(self, event: ContentPartAdded, out: list[StreamEvent]) -> None:
         kind = event.part.get("type")
@@ -510,12 +595,15 @@ class MessageBuilder:
                         raw=event, view=self._view(), content_index=index, content=part.text()
                     )
                 )
-        elif kind == "function_call":
+        elif kind in _CALL_TYPES:
             index, part = self._tool_part(event.output_index, item, event, out)
-            arguments = item.get("arguments")
-            if isinstance(arguments, str) and arguments != part.text():
-                part.replace(arguments)
+            part.extra["item"] = dict(item)
+            text = item.get("input" if kind == "custom_tool_call" else "arguments")
+            if isinstance(text, str) and text != part.text():
+                part.replace(text)
             self._end_tool(index, part, event, out)
+        elif isinstance(kind, str):
+            self._server_part(event.output_index, item)
 
     def _end_tool(
         self, index: int, part: _Part, event: ServerEvent, out: list[StreamEvent]
@@ -523,10 +611,9 @@ class MessageBuilder:
         if part.ended:
             return
         part.ended = True
-        raw = part.text()
-        call = ToolCall(
-            part.extra["id"], part.extra["name"], parse_tool_arguments(raw), raw_arguments=raw
-        )
+        # the call as streamed: a parallel wrapper stays one call here (see the class docs)
+        call = content_from_item(_item_of(part, part.text()))[0]
+        assert isinstance(call, ToolCall)
         out.append(ToolCallEnd(raw=event, view=self._view(), content_index=index, tool_call=call))
 
     def _end_open_parts(self, event: ServerEvent, out: list[StreamEvent]) -> None:
@@ -534,7 +621,9 @@ class MessageBuilder:
         for index, part in enumerate(self.parts):
             if part.ended:
                 continue
-            if part.kind == "text":
+            if part.kind == "server":
+                part.ended = True
+            elif part.kind == "text":
                 self._end_text(index, part, event, out, None)
             elif part.kind == "thinking":
                 part.ended = True
@@ -550,7 +639,7 @@ class MessageBuilder:
         terminal = self.accumulator.terminal
         assert terminal is not None
         response = self.accumulator.response
-        message = build_assistant_message_from_response(response, self.model)
+        message = build_assistant_message_from_response(response, self.model, tools=self._tools)
         final: Done | Error
         if isinstance(event, ErrorEvent) or terminal.status in ("error", "failed", "cancelled"):
             error = terminal.error or APIError("the response failed")
@@ -602,19 +691,27 @@ def _item_of(part: _Part, text: str) -> dict[str, Any]:
             "id": extra["item_id"],
             "content": [{"type": "reasoning_text", "text": text}],
         }
-    call_id, item_id = split_tool_call_id(extra["id"])
-    return {
-        "type": "function_call",
-        "id": item_id,
-        "call_id": call_id,
-        "name": extra["name"],
-        "arguments": text,
-    }
+    if part.kind == "server":
+        return dict(extra["item"])
+    item = dict(extra["item"])
+    if extra["type"] == "function_call":
+        call_id, item_id = split_tool_call_id(extra["id"])
+        item.update(type="function_call", id=item_id, call_id=call_id, name=extra["name"])
+        item["arguments"] = text
+    elif extra["type"] == "custom_tool_call":
+        call_id, item_id = split_tool_call_id(extra["id"])
+        item.update(type="custom_tool_call", id=item_id, call_id=call_id, name=extra["name"])
+        item["input"] = text
+    return item
 
 
 def _text_or_none(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
+
+#: Output item types that become a :class:`~openai_ws.messages.ToolCall` (and so stream as
+#: ``toolcall_*`` events); every other non-message, non-reasoning item is a ServerItem.
+_CALL_TYPES = frozenset({"function_call", "custom_tool_call", *CLIENT_CALLS})
 
 _HANDLERS: dict[type[ServerEvent], Callable[[MessageBuilder, Any, list[StreamEvent]], None]] = {
     OutputItemAdded: MessageBuilder._on_item_added,
@@ -631,4 +728,7 @@ _HANDLERS: dict[type[ServerEvent], Callable[[MessageBuilder, Any, list[StreamEve
     ReasoningSummaryTextDone: MessageBuilder._on_summary_done,
     FunctionCallArgumentsDelta: MessageBuilder._on_arguments_delta,
     FunctionCallArgumentsDone: MessageBuilder._on_arguments_done,
+    CustomToolCallInputDelta: MessageBuilder._on_custom_input_delta,
+    CustomToolCallInputDone: MessageBuilder._on_custom_input_done,
+    ToolCallProgress: MessageBuilder._on_progress,
 }

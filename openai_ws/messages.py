@@ -18,14 +18,18 @@ __all__ = [
     "Content",
     "Context",
     "Cost",
+    "CustomTool",
+    "HostedTool",
     "ImageContent",
     "Message",
     "ModelInfo",
+    "ServerItem",
     "StopReason",
     "TextContent",
     "ThinkingContent",
     "Tool",
     "ToolCall",
+    "ToolKind",
     "ToolResultMessage",
     "Usage",
     "UserMessage",
@@ -34,6 +38,13 @@ __all__ = [
 ]
 
 StopReason: TypeAlias = Literal["stop", "length", "toolUse", "error", "aborted"]
+
+#: What kind of call a :class:`ToolCall` is: a function call, a custom (freeform) tool call, or
+#: a built-in tool the client executes (named after its output item, without ``_call``).
+ToolKind: TypeAlias = Literal[
+    "function", "custom", "shell", "local_shell", "apply_patch", "computer"
+]
+_TOOL_KINDS = ("function", "custom", "shell", "local_shell", "apply_patch", "computer")
 _STOP_REASONS = ("stop", "length", "toolUse", "error", "aborted")
 
 
@@ -155,7 +166,8 @@ class ImageContent:
 
 @attrs.frozen
 class ToolCall:
-    """A function call the model asked for.
+    """A call the model asked the client to run: a function, a custom tool, or a built-in tool
+    the client executes (shell, local_shell, apply_patch, computer).
 
     Attributes:
         id: ``"<call_id>|<item_id>"``: the call id pairs the call with its result; the item id
@@ -164,6 +176,15 @@ class ToolCall:
         arguments: the parsed JSON arguments; ``{}`` when the model produced invalid JSON.
         raw_arguments: the arguments exactly as the model wrote them (kept even when they are
             not valid JSON), or None for a call built in code.
+        kind: ``"function"``, ``"custom"``, or the built-in tool's type (``"shell"``,
+            ``"local_shell"``, ``"apply_patch"``, ``"computer"``). The result is replayed as
+            the output item this kind needs (``function_call_output``,
+            ``custom_tool_call_output``, ``shell_call_output``...).
+        input: for a custom call, the free text the model wrote (``arguments`` is ``{}``); for
+            a built-in call, its request (the item's ``action``, or ``operation`` for
+            apply_patch); None for a function call.
+        item: the whole output item the call came from (None for a call built in code); the
+            call is replayed from it. For a call expanded from a parallel wrapper, the wrapper.
     """
 
     type: ClassVar[str] = "toolCall"
@@ -172,6 +193,14 @@ class ToolCall:
     name: str = attrs.field(validator=_instance_of_any(str))
     arguments: dict[str, Any] = attrs.field(factory=dict, validator=_instance_of_any(dict))
     raw_arguments: str | None = attrs.field(default=None, validator=_optional_str)
+    kind: ToolKind = attrs.field(default="function")
+    input: Any = None
+    item: dict[str, Any] | None = attrs.field(default=None, repr=False, eq=False)
+
+    @kind.validator
+    def _check_kind(self, attribute: attrs.Attribute[Any], value: Any) -> None:
+        if value not in _TOOL_KINDS:
+            raise ValueError(f"ToolCall.kind must be one of {_TOOL_KINDS}, got {value!r}")
 
     @property
     def call_id(self) -> str:
@@ -201,9 +230,48 @@ class ToolCall:
             return False
 
 
-Content: TypeAlias = TextContent | ThinkingContent | ToolCall | ImageContent
+@attrs.frozen
+class ServerItem:
+    """An output item the API produced and handles itself: a hosted tool call
+    (``web_search_call``, ``file_search_call``, ``code_interpreter_call``,
+    ``image_generation_call``, ``mcp_call``...), ``mcp_list_tools``, ``compaction``, or any item
+    type this version does not model otherwise.
+
+    It is kept in the message in the order the model produced it and replayed verbatim in the
+    next full request, so that nothing the model did is lost.
+
+    Attributes:
+        item: the output item, as the API sent it.
+    """
+
+    item: dict[str, Any] = attrs.field(validator=_instance_of_any(dict))
+
+    @item.validator
+    def _check_item(self, attribute: attrs.Attribute[Any], value: dict[str, Any]) -> None:
+        if not isinstance(value.get("type"), str):
+            raise ValueError("ServerItem.item needs a 'type'")
+
+    @property
+    def type(self) -> str:
+        """The item's type (``"web_search_call"``...)."""
+        return str(self.item["type"])
+
+    @property
+    def id(self) -> str | None:
+        """The item's id, or None."""
+        value = self.item.get("id")
+        return value if isinstance(value, str) else None
+
+    @property
+    def status(self) -> str | None:
+        """The item's status (``"completed"``...), or None."""
+        value = self.item.get("status")
+        return value if isinstance(value, str) else None
+
+
+Content: TypeAlias = TextContent | ThinkingContent | ToolCall | ImageContent | ServerItem
 _USER_CONTENT = (TextContent, ImageContent)
-_ASSISTANT_CONTENT = (TextContent, ThinkingContent, ToolCall)
+_ASSISTANT_CONTENT = (TextContent, ThinkingContent, ToolCall, ServerItem)
 
 
 def _content_list(allowed: tuple[type, ...], *, allow_str: bool) -> Any:
@@ -288,7 +356,8 @@ class AssistantMessage:
     """What the model answered, with how and why it stopped.
 
     Attributes:
-        content: text, thinking and tool calls, in the order the model produced them.
+        content: text, thinking, tool calls and server items (hosted tool calls and other
+            items the API handles itself), in the order the model produced them.
         api, provider, model: where it came from (``model`` is the model asked for).
         usage: the tokens it used.
         stop_reason: ``"stop"`` (answered), ``"toolUse"`` (asks for tool results),
@@ -300,7 +369,7 @@ class AssistantMessage:
 
     role: ClassVar[str] = "assistant"
 
-    content: list[TextContent | ThinkingContent | ToolCall] = attrs.field(
+    content: list[TextContent | ThinkingContent | ToolCall | ServerItem] = attrs.field(
         factory=list, validator=_content_list(_ASSISTANT_CONTENT, allow_str=False)
     )
     api: str = "openai-responses"
@@ -350,6 +419,11 @@ class AssistantMessage:
         """The tool calls, in order."""
         return [part for part in self.content if isinstance(part, ToolCall)]
 
+    @property
+    def server_items(self) -> list[ServerItem]:
+        """The items the API handled itself (hosted tool calls...), in order."""
+        return [part for part in self.content if isinstance(part, ServerItem)]
+
 
 @attrs.frozen
 class ToolResultMessage:
@@ -361,6 +435,9 @@ class ToolResultMessage:
         tool_name: the tool's name.
         content: the result: text, or a list of text and images.
         is_error: True when the tool failed; the model is told so in the output text.
+        output: sent verbatim as the output item's ``output`` field when the call's kind needs
+            structure (a shell call's list of ``{stdout, stderr, outcome}``, a computer call's
+            screenshot object); None sends ``content`` as text.
     """
 
     role: ClassVar[str] = "toolResult"
@@ -371,6 +448,9 @@ class ToolResultMessage:
         validator=_content_list(_USER_CONTENT, allow_str=True)
     )
     is_error: bool = False
+    output: dict[str, Any] | list[Any] | None = attrs.field(
+        default=None, validator=attrs.validators.optional(_instance_of_any(dict, list))
+    )
 
 
 Message: TypeAlias = UserMessage | AssistantMessage | ToolResultMessage
@@ -406,6 +486,74 @@ class Tool:
     strict: bool | None = None
 
 
+def _check_format(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value is not None and not (
+        isinstance(value, Mapping) and isinstance(value.get("type"), str)
+    ):
+        raise ValueError(
+            "CustomTool.format must be None or a dict with a 'type' "
+            '(e.g. {"type": "grammar", "syntax": "lark", "definition": ...})'
+        )
+
+
+@attrs.frozen
+class CustomTool:
+    """A freeform tool: the model writes plain text (optionally constrained by a grammar)
+    instead of JSON arguments. Its calls are :class:`ToolCall` with ``kind="custom"`` and the
+    text in ``input``.
+
+    Attributes:
+        name: the tool's name.
+        description: what it does, for the model.
+        format: None for free text, or ``{"type": "grammar", "syntax": "lark" | "regex",
+            "definition": ...}``.
+    """
+
+    name: str = attrs.field(validator=_check_name)
+    description: str = attrs.field(default="", validator=_instance_of_any(str))
+    format: dict[str, Any] | None = attrs.field(default=None, validator=_check_format)
+
+
+def _check_spec(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if not isinstance(value, Mapping) or not isinstance(value.get("type"), str):
+        raise ValueError('HostedTool needs a spec dict with a "type", e.g. {"type": "web_search"}')
+    if value["type"] in ("function", "custom"):
+        raise ValueError(f"use Tool or CustomTool for a {value['type']!r} tool, not HostedTool")
+
+
+@attrs.frozen
+class HostedTool:
+    """A tool the API defines by its own type, sent verbatim: ``HostedTool({"type":
+    "web_search"})``, ``{"type": "file_search", "vector_store_ids": [...]}``, ``{"type":
+    "code_interpreter", "container": {"type": "auto"}}``, ``{"type": "image_generation"}``,
+    ``{"type": "mcp", ...}``, ``{"type": "shell"}``, ``{"type": "apply_patch"}``...
+
+    Hosted tools (web search, file search, code interpreter, image generation, MCP) run on the
+    server: their items arrive as :class:`ServerItem` parts. Built-in tools the client executes
+    (shell, local_shell, apply_patch, computer) arrive as :class:`ToolCall` with their ``kind``.
+    """
+
+    spec: dict[str, Any] = attrs.field(converter=dict, validator=_check_spec)
+
+    @property
+    def type(self) -> str:
+        """The tool's type."""
+        return str(self.spec["type"])
+
+
+AnyTool: TypeAlias = Tool | CustomTool | HostedTool
+_TOOLS = (Tool, CustomTool, HostedTool)
+
+
+def _check_tools(instance: Any, attribute: attrs.Attribute[Any], value: list[Any]) -> None:
+    for position, tool in enumerate(value):
+        if not isinstance(tool, _TOOLS):
+            raise TypeError(
+                f"Context.tools[{position}] must be a Tool, CustomTool or HostedTool, "
+                f"got {type(tool).__name__}"
+            )
+
+
 def _check_messages(instance: Any, attribute: attrs.Attribute[Any], value: list[Any]) -> None:
     # the converter has already made *value* a list
     for position, message in enumerate(value):
@@ -433,4 +581,6 @@ class Context:
     messages: list[Message] = attrs.field(
         factory=list, converter=_to_list, validator=_check_messages
     )
-    tools: list[Tool] = attrs.field(factory=list, converter=_to_list)
+    tools: list[Tool | CustomTool | HostedTool] = attrs.field(
+        factory=list, converter=_to_list, validator=_check_tools
+    )

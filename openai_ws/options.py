@@ -8,6 +8,7 @@ from typing import Any
 import attrs
 
 from .convert import convert_messages_to_input_items, convert_tools
+from .history import prepare_history
 from .messages import Context
 
 __all__ = ["StreamOptions", "build_request"]
@@ -121,7 +122,9 @@ def build_request(model: str, context: Context, options: StreamOptions) -> JSOND
     The same body goes over both transports; chaining may then replace ``input`` with only the
     new items and add ``previous_response_id``.
     """
-    body: JSONDict = {"model": model, "input": convert_messages_to_input_items(context.messages)}
+    # hygiene first: every call answered, no orphan results, blank ids refused (ValueError)
+    messages = prepare_history(context.messages)
+    body: JSONDict = {"model": model, "input": convert_messages_to_input_items(messages)}
     instructions = (
         options.instructions if options.instructions is not None else context.system_prompt
     )

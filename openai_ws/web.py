@@ -26,6 +26,7 @@ from typing import Any, Final
 from .events import (
     Done,
     Error,
+    HostedToolEvent,
     StreamEvent,
     TextDelta,
     TextEnd,
@@ -42,7 +43,11 @@ __all__ = ["EVENT_FIELDS", "event_to_dict", "sse_body", "sse_message"]
 
 
 def _call(call: ToolCall) -> dict[str, Any]:
-    return {"id": call.id, "name": call.name, "arguments": call.arguments}
+    out: dict[str, Any] = {"id": call.id, "name": call.name, "arguments": call.arguments}
+    if call.kind != "function":
+        out["kind"] = call.kind
+        out["input"] = call.input
+    return out
 
 
 def _message(message: AssistantMessage) -> dict[str, Any]:
@@ -50,6 +55,9 @@ def _message(message: AssistantMessage) -> dict[str, Any]:
         "text": message.text,
         "stop_reason": message.stop_reason,
         "tool_calls": [_call(c) for c in message.tool_calls],
+        "server_items": [
+            {"type": i.type, "id": i.id, "status": i.status} for i in message.server_items
+        ],
         "response_id": message.response_id,
         "usage": {
             "input": message.usage.input,
@@ -99,6 +107,7 @@ EVENT_FIELDS: Final[dict[type[StreamEvent], Callable[[Any], dict[str, Any]]]] = 
     ToolCallStart: _tool_call,
     ToolCallDelta: _delta,
     ToolCallEnd: _tool_call,
+    HostedToolEvent: lambda e: {"item_type": e.item_type, "status": e.status},
     Done: _done,
     Error: _error,
 }

@@ -9,6 +9,7 @@ import pytest
 from openai_ws.events import (
     Done,
     Error,
+    HostedToolEvent,
     MessageBuilder,
     Start,
     StreamEvent,
@@ -23,7 +24,7 @@ from openai_ws.events import (
     ToolCallStart,
 )
 from openai_ws.exceptions import ConnectionClosed, PreviousResponseNotFound, RateLimitError
-from openai_ws.messages import TextContent, ThinkingContent, ToolCall
+from openai_ws.messages import ServerItem, TextContent, ThinkingContent, ToolCall
 from openai_ws.protocol import parse_server_event
 from tests.conftest import all_recorded_streams
 
@@ -57,12 +58,16 @@ def test_recorded_streams_translate_into_a_well_formed_stream(
     starts = {TextStart: "text", ThinkingStart: "thinking", ToolCallStart: "tool"}
     deltas = {TextDelta: "text", ThinkingDelta: "thinking", ToolCallDelta: "tool"}
     ends = {TextEnd: "text", ThinkingEnd: "thinking", ToolCallEnd: "tool"}
+    hosted: set[int] = set()
     for event in events[1:-1]:
         index = event.content_index  # type: ignore[attr-defined]
         kind = type(event)
+        if kind is HostedToolEvent:
+            hosted.add(index)
+            continue
         if kind in starts:
             assert index not in opened
-            assert index == len(opened)  # indices are handed out in order
+            assert index > max(opened, default=-1)  # indices are handed out in order
             opened[index] = starts[kind]
         elif kind in deltas:
             assert opened[index] == deltas[kind]
@@ -78,8 +83,10 @@ def test_recorded_streams_translate_into_a_well_formed_stream(
         return
     message = final.message
     assert final.reason == message.stop_reason
-    # content indices match the final message's content
-    assert len(message.content) == len(opened)
+    # content indices match the final message's content; server items have no start/end
+    servers = {i for i, part in enumerate(message.content) if isinstance(part, ServerItem)}
+    assert hosted <= servers
+    assert len(message.content) == len(opened) + len(servers)
     for index, kind in opened.items():
         expected = {"text": TextContent, "thinking": ThinkingContent, "tool": ToolCall}[kind]
         assert isinstance(message.content[index], expected)

@@ -9,7 +9,7 @@ from pathlib import Path
 import openai_ws
 
 PACKAGE = Path(openai_ws.__file__).parent
-PUBLIC_MODULES = ["chain", "convert", "exceptions", "messages", "protocol", "sse"]
+PUBLIC_MODULES = ["chain", "convert", "exceptions", "history", "messages", "protocol", "sse"]
 IO_MODULES = ["transports", "transports.websocket", "transports.http"]
 
 
@@ -66,6 +66,9 @@ def test_api_md_names_are_exported() -> None:
         "ConnectionLimitReached",
         "ContextLengthExceeded",
         "ConcurrencyError",
+        "CustomTool",
+        "HostedTool",
+        "ServerItem",
         "convert_tools",
         "convert_messages_to_input_items",
         "build_assistant_message_from_response",

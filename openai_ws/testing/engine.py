@@ -23,12 +23,18 @@ from typing import Any, Final
 import attrs
 
 from .models import (
+    BUILTIN_CALLS,
+    HOSTED_PROGRESS,
+    BuiltinCall,
+    CustomCall,
     DefaultModel,
     Failure,
     FunctionCall,
+    HostedCall,
     Incomplete,
     Model,
     ModelRequest,
+    ParallelCall,
     RawFrames,
     Reasoning,
     Refusal,
@@ -385,7 +391,7 @@ class Engine:
                         f"tools[{index}].type",
                         "missing_required_parameter",
                     )
-                if tool["type"] == "function" and not isinstance(tool.get("name"), str):
+                if tool["type"] in ("function", "custom") and not isinstance(tool.get("name"), str):
                     raise _invalid(
                         f"Missing required parameter: 'tools[{index}].name'.",
                         f"tools[{index}].name",
@@ -515,6 +521,28 @@ class Engine:
             elif isinstance(part, FunctionCall):
                 item = self._emit_call(emit, index, part)
                 output_tokens += estimate_tokens(item["arguments"])
+            elif isinstance(part, ParallelCall):
+                uses = [
+                    {
+                        "recipient_name": f"functions.{call.name}",
+                        "parameters": call.arguments
+                        if isinstance(call.arguments, str)
+                        else dict(call.arguments),
+                    }
+                    for call in part.calls
+                ]
+                wrapper = FunctionCall(part.name, {"tool_uses": uses}, part.call_id)
+                item = self._emit_call(emit, index, wrapper)
+                output_tokens += estimate_tokens(item["arguments"])
+            elif isinstance(part, CustomCall):
+                item = self._emit_custom(emit, index, part)
+                output_tokens += estimate_tokens(part.input)
+            elif isinstance(part, HostedCall):
+                item = self._emit_hosted(emit, index, part)
+                output_tokens += estimate_tokens(dict(part.fields))
+            elif isinstance(part, BuiltinCall):
+                item = self._emit_builtin(emit, index, part)
+                output_tokens += estimate_tokens(dict(part.request))
             else:
                 item = self._emit_reasoning(
                     emit, index, part, "reasoning.encrypted_content" in include
@@ -655,6 +683,90 @@ class Engine:
         emit("response.output_item.done", output_index=index, item=done)
         return done
 
+    def _emit_custom(self, emit: Any, index: int, call: CustomCall) -> JSONDict:
+        item_id = self.new_id("ctc")
+        item: JSONDict = {
+            "id": item_id,
+            "type": "custom_tool_call",
+            "status": "in_progress",
+            "call_id": call.call_id or self._call_id(),
+            "input": "",
+            "name": call.name,
+        }
+        emit("response.output_item.added", output_index=index, item=item)
+        where = {"item_id": item_id, "output_index": index}
+        for piece in _chunks(call.input, 8):
+            emit(
+                "response.custom_tool_call_input.delta",
+                self.latency.delta(piece),
+                **where,
+                delta=piece,
+            )
+        emit("response.custom_tool_call_input.done", **where, input=call.input)
+        done = dict(item, status="completed", input=call.input)
+        emit("response.output_item.done", output_index=index, item=done)
+        return done
+
+    _HOSTED_PREFIX: Final = {
+        "web_search_call": "ws",
+        "file_search_call": "fs",
+        "code_interpreter_call": "ci",
+        "image_generation_call": "ig",
+        "mcp_call": "mcp",
+        "mcp_list_tools": "mcpl",
+        "compaction": "cmp",
+    }
+
+    def _emit_hosted(self, emit: Any, index: int, part: HostedCall) -> JSONDict:
+        item_id = self.new_id(self._HOSTED_PREFIX.get(part.type, "item"))
+        progress = (
+            part.progress if part.progress is not None else HOSTED_PROGRESS.get(part.type, ())
+        )
+        item: JSONDict = {"id": item_id, "type": part.type}
+        if progress:
+            item["status"] = "in_progress"
+        emit("response.output_item.added", output_index=index, item=item)
+        for state in progress:
+            emit(f"response.{part.type}.{state}", output_index=index, item_id=item_id)
+        done = dict(item, **dict(part.fields))
+        if progress:
+            done["status"] = "failed" if "failed" in progress else "completed"
+        done["id"] = item_id
+        emit("response.output_item.done", output_index=index, item=done)
+        return done
+
+    def _emit_builtin(self, emit: Any, index: int, call: BuiltinCall) -> JSONDict:
+        prefix = {"shell_call": "sh", "local_shell_call": "lsh", "apply_patch_call": "apc"}
+        item_id = self.new_id(prefix.get(call.type, "cu"))
+        field = BUILTIN_CALLS[call.type]
+        request = dict(call.request)
+        item: JSONDict = {
+            "id": item_id,
+            "type": call.type,
+            "status": "in_progress",
+            "call_id": call.call_id or self._call_id(),
+        }
+        if call.type == "shell_call":
+            item[field] = {**request, "commands": []}
+        emit("response.output_item.added", output_index=index, item=item)
+        if call.type == "shell_call":
+            commands = request.get("commands")
+            for number, command in enumerate(commands if isinstance(commands, list) else []):
+                where = {"output_index": index, "command_index": number}
+                emit("response.shell_call_command.added", **where, command="")
+                for piece in _chunks(str(command), 8):
+                    emit(
+                        "response.shell_call_command.delta",
+                        self.latency.delta(piece),
+                        **where,
+                        delta=piece,
+                    )
+                emit("response.shell_call_command.done", **where, command=str(command))
+        done = dict(item, status="completed")
+        done[field] = request
+        emit("response.output_item.done", output_index=index, item=done)
+        return done
+
     def _emit_reasoning(self, emit: Any, index: int, part: Reasoning, encrypted: bool) -> JSONDict:
         item_id = self.new_id("rs")
         item: JSONDict = {"id": item_id, "type": "reasoning", "summary": []}
@@ -759,6 +871,16 @@ _ITEM_RULES: Final[dict[str, tuple[str, ...]]] = {
     "message": ("role", "content"),
     "function_call": ("call_id", "name", "arguments"),
     "function_call_output": ("call_id", "output"),
+    "custom_tool_call": ("call_id", "name", "input"),
+    "custom_tool_call_output": ("call_id", "output"),
+    "shell_call": ("call_id", "action"),
+    "shell_call_output": ("call_id", "output"),
+    "local_shell_call": ("id", "call_id", "action"),
+    "local_shell_call_output": ("id", "output"),
+    "apply_patch_call": ("call_id", "operation"),
+    "apply_patch_call_output": ("call_id", "status"),
+    "computer_call": ("id", "call_id", "action"),
+    "computer_call_output": ("call_id", "output"),
     "reasoning": ("id", "summary"),
     "item_reference": ("id",),
 }
@@ -789,6 +911,19 @@ def _validate_item(item: JSONDict, where: str) -> None:
             f"{where}.id",
             "invalid_value",
         )
+    for field in ("call_id", "id") if kind in _CALL_OF or kind in _OUTPUT_OF else ():
+        value = item.get(field)
+        if field in item and (not isinstance(value, str) or not value.strip()):
+            raise _invalid(
+                f"Invalid '{where}.{field}': empty string. Expected a string with minimum "
+                "length 1.",
+                f"{where}.{field}",
+                "empty_string",
+            )
+    if kind == "custom_tool_call_output" or kind == "custom_tool_call":
+        value = item.get("output" if kind.endswith("_output") else "input")
+        if not isinstance(value, (str, list)):
+            raise _invalid(f"Invalid type for '{where}'.", where, "invalid_type")
     if kind == "function_call" and not isinstance(item.get("arguments"), str):
         raise _invalid(
             f"Invalid type for '{where}.arguments': expected a string.",
@@ -797,25 +932,52 @@ def _validate_item(item: JSONDict, where: str) -> None:
         )
 
 
+#: The output item type each call item type needs, and the field holding the call id.
+_OUTPUT_OF: Final[dict[str, str]] = {
+    "function_call": "function_call_output",
+    "custom_tool_call": "custom_tool_call_output",
+    "shell_call": "shell_call_output",
+    "local_shell_call": "local_shell_call_output",
+    "apply_patch_call": "apply_patch_call_output",
+    "computer_call": "computer_call_output",
+}
+_CALL_OF: Final = {output: call for call, output in _OUTPUT_OF.items()}
+_READABLE: Final = {
+    "function_call": "function call",
+    "custom_tool_call": "custom tool call",
+    "shell_call": "shell call",
+    "local_shell_call": "local shell call",
+    "apply_patch_call": "apply patch call",
+    "computer_call": "computer call",
+}
+
+
+def _output_call_id(item: Mapping[str, Any]) -> Any:
+    # local_shell_call_output names the call it answers by "id"
+    return item.get("id") if item.get("type") == "local_shell_call_output" else item.get("call_id")
+
+
 def _check_tool_pairs(context: list[JSONDict], new_from: int) -> None:
-    """Every function_call_output answers an earlier call, and every call has an output."""
-    calls: dict[Any, int] = {}
+    """Every tool output answers an earlier call of the matching kind, and every call has an
+    output (as the API checks: a custom output for a function call is rejected)."""
+    calls: dict[Any, tuple[int, str]] = {}
     answered: set[Any] = set()
     for position, item in enumerate(context):
         kind = item.get("type")
-        if kind == "function_call":
-            calls[item.get("call_id")] = position
-        elif kind == "function_call_output":
-            call_id = item.get("call_id")
-            if call_id not in calls and position >= new_from:
+        if kind in _OUTPUT_OF:
+            calls[item.get("call_id")] = (position, kind)
+        elif kind in _CALL_OF:
+            call_id = _output_call_id(item)
+            call = calls.get(call_id)
+            if position >= new_from and (call is None or call[1] != _CALL_OF[kind]):
+                what = _READABLE[_CALL_OF[kind]]
                 raise _invalid(
-                    f"No tool call found for function call output with call_id {call_id}.",
-                    "input",
+                    f"No tool call found for {what} output with call_id {call_id}.", "input"
                 )
             answered.add(call_id)
-    for call_id in calls:
+    for call_id, (_, kind) in calls.items():
         if call_id not in answered:
-            raise _invalid(f"No tool output found for function call {call_id}.", "input")
+            raise _invalid(f"No tool output found for {_READABLE[kind]} {call_id}.", "input")
 
 
 def _normalised(item: Mapping[str, Any]) -> str:

@@ -25,12 +25,18 @@ from typing import Any, Protocol, TypeAlias
 import attrs
 
 __all__ = [
+    "BUILTIN_CALLS",
+    "HOSTED_PROGRESS",
+    "BuiltinCall",
+    "CustomCall",
     "DefaultModel",
     "Failure",
     "FunctionCall",
+    "HostedCall",
     "Incomplete",
     "Model",
     "ModelRequest",
+    "ParallelCall",
     "RawFrames",
     "Reasoning",
     "Refusal",
@@ -105,6 +111,91 @@ class FunctionCall:
 
 
 @attrs.frozen
+class CustomCall:
+    """A custom (freeform) tool call: ``input`` is the free text, streamed as
+    ``response.custom_tool_call_input.delta`` events."""
+
+    name: str
+    input: str = ""
+    call_id: str | None = None
+
+
+#: The progress states each hosted tool streams, in order (as the API does).
+HOSTED_PROGRESS: dict[str, tuple[str, ...]] = {
+    "web_search_call": ("in_progress", "searching", "completed"),
+    "file_search_call": ("in_progress", "searching", "completed"),
+    "code_interpreter_call": ("in_progress", "interpreting", "completed"),
+    "image_generation_call": ("in_progress", "generating", "completed"),
+    "mcp_call": ("in_progress", "completed"),
+    "mcp_list_tools": ("in_progress", "completed"),
+}
+
+
+@attrs.frozen
+class HostedCall:
+    """An item the API produces and handles itself: a hosted tool call (``web_search_call``,
+    ``file_search_call``, ``code_interpreter_call``, ``image_generation_call``, ``mcp_call``),
+    ``mcp_list_tools``, ``compaction``...
+
+    Attributes:
+        type: the output item's type.
+        fields: the item's other fields when done (e.g. ``{"action": {"type": "search",
+            "query": "..."}}``); ``id`` and ``status`` are filled in.
+        progress: the progress states streamed between ``output_item.added`` and
+            ``output_item.done`` (``response.<type>.<state>`` events); None uses the API's
+            usual ones for the type (:data:`HOSTED_PROGRESS`; none for other types).
+    """
+
+    type: str
+    fields: Mapping[str, Any] = attrs.field(factory=dict)
+    progress: tuple[str, ...] | None = attrs.field(
+        default=None, converter=attrs.converters.optional(_str_tuple)
+    )
+
+
+#: Built-in tools the client executes: item type -> the field holding the request.
+BUILTIN_CALLS: dict[str, str] = {
+    "shell_call": "action",
+    "local_shell_call": "action",
+    "apply_patch_call": "operation",
+    "computer_call": "action",
+}
+
+
+@attrs.frozen
+class BuiltinCall:
+    """A call of a built-in tool the client executes: ``shell_call`` (its commands streamed
+    as ``response.shell_call_command.*`` events), ``local_shell_call``, ``apply_patch_call``,
+    ``computer_call``.
+
+    Attributes:
+        type: the output item's type.
+        request: the item's ``action`` (``operation`` for apply_patch).
+        call_id: the call id (made up when None).
+    """
+
+    type: str = attrs.field()
+    request: Mapping[str, Any] = attrs.field(factory=dict)
+    call_id: str | None = None
+
+    @type.validator
+    def _check_type(self, attribute: attrs.Attribute[Any], value: str) -> None:
+        if value not in BUILTIN_CALLS:
+            raise ValueError(f"BuiltinCall.type must be one of {sorted(BUILTIN_CALLS)}")
+
+
+@attrs.frozen
+class ParallelCall:
+    """The parallel wrapper some models emit: one ``function_call`` named ``name`` whose
+    arguments are ``{"tool_uses": [{"recipient_name": "functions.<name>", "parameters":
+    {...}}, ...]}``, one use per call."""
+
+    calls: tuple[FunctionCall, ...] = attrs.field(converter=tuple)
+    name: str = "parallel"
+    call_id: str | None = None
+
+
+@attrs.frozen
 class Incomplete:
     """End the turn as ``response.incomplete`` with this reason (after any parts before it)."""
 
@@ -143,7 +234,10 @@ class RawFrames:
     close_code: int | None = None
 
 
-Part: TypeAlias = Text | Refusal | Reasoning | FunctionCall
+Part: TypeAlias = (
+    Text | Refusal | Reasoning | FunctionCall | CustomCall | HostedCall | BuiltinCall | ParallelCall
+)
+_PARTS = (Text, Refusal, Reasoning, FunctionCall, CustomCall, HostedCall, BuiltinCall, ParallelCall)
 Ending: TypeAlias = Incomplete | Failure
 
 
@@ -170,7 +264,7 @@ def turn(spec: TurnLike) -> Turn:
         return spec
     if isinstance(spec, str):
         return Turn((Text(spec),))
-    if isinstance(spec, (Text, Refusal, Reasoning, FunctionCall)):
+    if isinstance(spec, _PARTS):
         return Turn((spec,))
     if isinstance(spec, (Incomplete, Failure)):
         return Turn(ending=spec)
@@ -186,7 +280,7 @@ def turn(spec: TurnLike) -> Turn:
                 raise ValueError("nothing may follow Incomplete or Failure in a turn")
             if isinstance(element, str):
                 parts.append(Text(element))
-            elif isinstance(element, (Text, Refusal, Reasoning, FunctionCall)):
+            elif isinstance(element, _PARTS):
                 parts.append(element)
             elif isinstance(element, (Incomplete, Failure)):
                 ending = element
