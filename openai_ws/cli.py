@@ -151,11 +151,8 @@ def run_demo(
     """Run the demo; returns one report per transport (WebSocket first)."""
     try:
         from .testing import FakeResponsesServer, LatencyModel
-    except ImportError as exc:  # pragma: no cover - depends on the install
-        raise ConfigurationError(
-            "the demo runs against the built-in emulator, which needs the testing extra: "
-            "pip install 'openai-ws[testing]'"
-        ) from exc
+    except ImportError as exc:  # the testing extra is missing; its message says what to run
+        raise ConfigurationError(f"the demo runs against the built-in emulator; {exc}") from exc
     out = out or sys.stdout
     profile = {
         "default": LatencyModel(),
@@ -241,7 +238,10 @@ def _bench(argv: Sequence[str]) -> int:
 @contextlib.contextmanager
 def _chat_client(args: argparse.Namespace) -> Iterator[Client]:
     if args.emulator:
-        from .testing import FakeResponsesServer
+        try:
+            from .testing import FakeResponsesServer
+        except ImportError as exc:  # the testing extra is missing; its message says what to run
+            raise ConfigurationError(f"--emulator: {exc}") from exc
 
         with (
             FakeResponsesServer(api_key="sk-emulator-chat") as server,

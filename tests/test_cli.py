@@ -158,3 +158,31 @@ def test_ctrl_c_abandons_the_answer_and_keeps_the_session(slow_server: FakeRespo
 
 def test_main_in_process_runs_the_demo() -> None:
     assert main(["demo", "--latency", "instant"]) == 0
+
+
+# as if the testing extra were missing
+WITHOUT_WEBSOCKETS = "import sys; sys.modules['websockets'] = None\n"
+
+
+def test_chat_emulator_without_the_testing_extra_says_what_to_install() -> None:
+    code = WITHOUT_WEBSOCKETS + (
+        "from openai_ws.cli import main\nraise SystemExit(main(['chat', '--emulator']))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert 'python3 -m pip install ".[testing]"' in result.stderr
+    assert '"testing" extra' in result.stderr
+
+
+def test_importing_the_emulator_without_the_testing_extra_says_what_to_install() -> None:
+    code = WITHOUT_WEBSOCKETS + (
+        "try:\n    import openai_ws.testing\nexcept ImportError as exc:\n    print(exc)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert 'python3 -m pip install ".[testing]"' in result.stdout
+    assert "websockets" in result.stdout

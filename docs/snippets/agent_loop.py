@@ -21,7 +21,9 @@ with (
         for event in stream:
             if event.type == "text_delta":
                 print(event.delta, end="", flush=True)
-        message = event.message  # the last event is Done (or Error)
+        # the last event is "done" or "error": result() returns the done event's message, or
+        # raises the failed turn's typed error (AuthenticationError, RateLimitError, APIError...)
+        message = stream.result()
         ctx.messages.append(message)
         if message.stop_reason != "toolUse":
             break

@@ -6,18 +6,8 @@ It needs the ``testing`` extra (the ``websockets`` package): from a clone of ope
 
 from __future__ import annotations
 
-#: What to run when the ``testing`` extra is missing (the CLI shows it too).
-INSTALL_HINT = (
-    'openai_ws.testing (the built-in emulator) needs the "testing" extra, which installs '
-    'websockets: run python3 -m pip install ".[testing]" in a clone of openai-ws '
-    '(or python3 -m pip install "websockets>=13")'
-)
-
-try:
-    import websockets as _websockets  # noqa: F401 (only to check the extra is installed)
-except ImportError as exc:
-    raise ImportError(INSTALL_HINT, name=exc.name) from exc
-
+# first: without the testing extra, a clear ImportError that says what to install
+from ._extra import INSTALL_HINT  # noqa: F401
 from .engine import LatencyModel
 from .faults import BadFrame, CloseSocket, CutBody, RefuseUpgrade, Stall
 from .models import (
