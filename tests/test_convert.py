@@ -614,3 +614,191 @@ def test_reasoning_text_prefers_the_summary_over_raw_text() -> None:
     assert reasoning_text({"summary": summary, "content": raw}) == "a\n\nb"
     assert reasoning_text({"summary": [], "content": raw}) == "raw"
     assert reasoning_text({"summary": []}) is None
+
+
+# -- the whole Responses API (issue 12) -------------------------------------------------------
+
+from openai_ws.convert import (  # noqa: E402
+    content_from_item,
+)
+from openai_ws.messages import CustomTool, HostedTool, ServerItem  # noqa: E402
+
+
+def test_convert_tools_for_every_tool_kind() -> None:
+    tools = [
+        Tool("f", "d", {"type": "object"}, strict=True),
+        CustomTool("sql"),
+        CustomTool("lark", "grammar", {"type": "grammar", "syntax": "lark", "definition": "x"}),
+        HostedTool({"type": "file_search", "vector_store_ids": ["vs_1"]}),
+    ]
+    assert convert_tools(tools) == [
+        {"type": "function", "name": "f", "description": "d", "parameters": {"type": "object"},
+         "strict": True},
+        {"type": "custom", "name": "sql"},
+        {"type": "custom", "name": "lark", "description": "grammar",
+         "format": {"type": "grammar", "syntax": "lark", "definition": "x"}},
+        {"type": "file_search", "vector_store_ids": ["vs_1"]},
+    ]  # fmt: skip
+    with pytest.raises(TypeError, match="CustomTool or HostedTool"):
+        convert_tools([{"type": "web_search"}])  # type: ignore[list-item]
+
+
+@pytest.mark.parametrize(
+    ("build", "error"),
+    [
+        (lambda: HostedTool({"name": "x"}), ValueError),
+        (lambda: HostedTool({"type": "function"}), ValueError),
+        (lambda: CustomTool(""), ValueError),
+        (lambda: CustomTool("x", format={"syntax": "lark"}), ValueError),
+        (lambda: ServerItem({"id": "x"}), ValueError),
+        (lambda: ToolCall("c|", "f", kind="bash"), ValueError),
+        (lambda: ToolResultMessage("c", "f", "x", output="text"), TypeError),
+    ],
+)
+def test_new_value_objects_validate_at_construction(build: Any, error: type) -> None:
+    with pytest.raises(error):
+        build()
+
+
+#: one sample of every output item type the API defines, and what it becomes
+ITEMS: list[tuple[dict[str, Any], str, str | None]] = [
+    ({"type": "function_call", "id": "fc_1", "call_id": "c1", "name": "f", "arguments": "{}"},
+     "ToolCall", "function"),
+    ({"type": "custom_tool_call", "id": "ctc_1", "call_id": "c2", "name": "sql", "input": "SELECT"},
+     "ToolCall", "custom"),
+    ({"type": "shell_call", "id": "sh_1", "call_id": "c3", "status": "completed",
+      "action": {"commands": ["ls"]}}, "ToolCall", "shell"),
+    ({"type": "local_shell_call", "id": "lsh_1", "call_id": "c4", "status": "completed",
+      "action": {"type": "exec", "command": ["ls"], "env": {}}}, "ToolCall", "local_shell"),
+    ({"type": "apply_patch_call", "id": "apc_1", "call_id": "c5", "status": "completed",
+      "operation": {"type": "delete_file", "path": "a"}}, "ToolCall", "apply_patch"),
+    ({"type": "computer_call", "id": "cu_1", "call_id": "c6", "status": "completed",
+      "action": {"type": "click", "x": 1, "y": 2, "button": "left"},
+      "pending_safety_checks": []}, "ToolCall", "computer"),
+    ({"type": "web_search_call", "id": "ws_1", "status": "completed",
+      "action": {"type": "search", "query": "q"}}, "ServerItem", None),
+    ({"type": "file_search_call", "id": "fs_1", "status": "completed", "queries": ["q"],
+      "results": None}, "ServerItem", None),
+    ({"type": "code_interpreter_call", "id": "ci_1", "status": "completed", "code": "1+1",
+      "container_id": "cntr_1", "outputs": None}, "ServerItem", None),
+    ({"type": "image_generation_call", "id": "ig_1", "status": "completed", "result": "AAAA"},
+     "ServerItem", None),
+    ({"type": "mcp_call", "id": "mcp_1", "name": "t", "server_label": "s", "arguments": "{}",
+      "output": "x"}, "ServerItem", None),
+    ({"type": "mcp_list_tools", "id": "mcpl_1", "server_label": "s", "tools": []},
+     "ServerItem", None),
+    ({"type": "mcp_approval_request", "id": "mcpr_1", "name": "t", "server_label": "s",
+      "arguments": "{}"}, "ServerItem", None),
+    ({"type": "compaction", "id": "cmp_1", "encrypted_content": "gAAA"}, "ServerItem", None),
+    ({"type": "some_future_item", "id": "x_1"}, "ServerItem", None),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("item", "part", "kind"), ITEMS, ids=[i[0]["type"] for i in ITEMS])
+def test_every_output_item_type_maps_and_round_trips(
+    item: dict[str, Any], part: str, kind: str | None
+) -> None:
+    (content,) = content_from_item(item)
+    assert type(content).__name__ == part
+    if isinstance(content, ToolCall):
+        assert content.kind == kind
+        assert content.item == item
+        assert content.call_id == item["call_id"]
+        if kind not in ("function", "custom"):
+            assert content.input == item.get("action", item.get("operation"))
+            assert content.name == kind
+    else:
+        assert isinstance(content, ServerItem)
+        assert (content.type, content.id, content.item) == (item["type"], item["id"], item)
+    replayed = output_items_to_input_items([item])
+    message = build_assistant_message_from_response({"output": [item]}, "m")
+    assert convert_messages_to_input_items([message]) == replayed
+    if part == "ServerItem" or kind not in ("function", "custom"):
+        assert replayed == [item]  # verbatim
+
+
+RESULTS: list[tuple[str, ToolResultMessage, dict[str, Any]]] = [
+    ("function", ToolResultMessage("c1", "f", "ok"),
+     {"type": "function_call_output", "call_id": "c1", "output": "ok"}),
+    ("function", ToolResultMessage("c1", "f", "", output=[{"type": "input_text", "text": "a"}]),
+     {"type": "function_call_output", "call_id": "c1",
+      "output": [{"type": "input_text", "text": "a"}]}),
+    ("custom", ToolResultMessage("c2", "sql", "3 rows", is_error=True),
+     {"type": "custom_tool_call_output", "call_id": "c2", "output": "Error: 3 rows"}),
+    ("shell", ToolResultMessage("c3", "shell", "boom", is_error=True),
+     {"type": "shell_call_output", "call_id": "c3",
+      "output": [{"stdout": "", "stderr": "boom", "outcome": {"type": "exit", "exit_code": 1}}]}),
+    ("shell", ToolResultMessage("c3", "shell", "", output=[{"stdout": "x", "stderr": "",
+                                                             "outcome": {"type": "timeout"}}]),
+     {"type": "shell_call_output", "call_id": "c3",
+      "output": [{"stdout": "x", "stderr": "", "outcome": {"type": "timeout"}}]}),
+    ("local_shell", ToolResultMessage("c4", "local_shell", "a\nb"),
+     {"type": "local_shell_call_output", "id": "c4", "output": "a\nb"}),
+    ("apply_patch", ToolResultMessage("c5", "apply_patch", "done"),
+     {"type": "apply_patch_call_output", "call_id": "c5", "status": "completed",
+      "output": "done"}),
+    ("computer", ToolResultMessage("c6", "computer", [ImageContent(url="https://x/s.png")]),
+     {"type": "computer_call_output", "call_id": "c6",
+      "output": {"type": "computer_screenshot", "image_url": "https://x/s.png"}}),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("kind", "result", "expected"), RESULTS, ids=[r[0] for r in RESULTS])
+def test_a_result_is_the_output_item_its_calls_kind_needs(
+    kind: str, result: ToolResultMessage, expected: dict[str, Any]
+) -> None:
+    (item,) = [i for i, _, k in ITEMS if k == kind]
+    call_message = build_assistant_message_from_response({"output": [item]}, "m")
+    items = convert_messages_to_input_items([call_message, result])
+    assert items[-1] == expected
+
+
+def test_a_computer_result_without_a_screenshot_is_a_value_error() -> None:
+    (item,) = [i for i, _, k in ITEMS if k == "computer"]
+    call_message = build_assistant_message_from_response({"output": [item]}, "m")
+    with pytest.raises(ValueError, match="computer"):
+        convert_messages_to_input_items([call_message, ToolResultMessage("c6", "computer", "x")])
+
+
+def test_calls_built_in_code_are_replayed_from_their_fields() -> None:
+    message = AssistantMessage(
+        [
+            ToolCall("c1|", "sql", kind="custom", input="SELECT 1"),
+            ToolCall("c2|", "shell", kind="shell", input={"commands": ["ls"]}),
+            ToolCall("c3|", "apply_patch", kind="apply_patch", input={"type": "delete_file"}),
+        ],
+        stop_reason="toolUse",
+    )
+    assert convert_messages_to_input_items([message]) == [
+        {"type": "custom_tool_call", "call_id": "c1", "name": "sql", "input": "SELECT 1"},
+        {"type": "shell_call", "call_id": "c2", "action": {"commands": ["ls"]},
+         "status": "completed"},
+        {"type": "apply_patch_call", "call_id": "c3", "operation": {"type": "delete_file"},
+         "status": "completed"},
+    ]  # fmt: skip
+
+
+def test_the_wrapper_expands_only_with_declared_tools_and_round_trips() -> None:
+    arguments = json.dumps(
+        {"tool_uses": [{"recipient_name": "functions.a", "parameters": {"x": 1}},
+                       {"recipient_name": "functions.b", "parameters": {}}]}
+    )  # fmt: skip
+    item = {"type": "function_call", "id": "fc_p", "call_id": "call_p", "name": "parallel",
+            "arguments": arguments}  # fmt: skip
+    tools = [{"type": "function", "name": "a"}, {"type": "function", "name": "b"}]
+    response = {"output": [item], "status": "completed", "tools": tools}
+    message = build_assistant_message_from_response(response, "m")  # the echoed tools
+    assert [(c.id, c.name, c.arguments) for c in message.tool_calls] == [
+        ("call_p#0|", "a", {"x": 1}),
+        ("call_p#1|", "b", {}),
+    ]
+    assert message.tool_calls[0].item == item
+    assert build_assistant_message_from_response(response, "m", tools=[]).tool_calls[0].name == (
+        "parallel"
+    )
+    replayed = output_items_to_input_items([item], tools=tools)
+    assert replayed == convert_messages_to_input_items([message])
+    assert replayed == [
+        {"type": "function_call", "call_id": "call_p#0", "name": "a", "arguments": '{"x":1}'},
+        {"type": "function_call", "call_id": "call_p#1", "name": "b", "arguments": "{}"},
+    ]

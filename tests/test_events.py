@@ -330,3 +330,63 @@ def test_twenty_thousand_deltas() -> None:
     assert events[-1].message.text == "".join(words)
     middle = [e for e in events if isinstance(e, TextDelta)][10_000]
     assert middle.partial.text == "".join(words[:10_001])
+
+
+def test_custom_calls_stream_their_input_and_partials_show_it() -> None:
+    (stream,) = [s for n, s in STREAMS if n == "openai-custom-tool.1"]
+    events = translate(stream)
+    start = next(e for e in events if isinstance(e, ToolCallStart))
+    assert (start.tool_call.kind, start.tool_call.name) == ("custom", "write_sql")
+    deltas = [e for e in events if isinstance(e, ToolCallDelta)]
+    assert [d.delta for d in deltas] == ["SELECT * ", "FROM users ", "WHERE age > 25"]
+    (partial_call,) = deltas[1].partial.tool_calls
+    assert (partial_call.kind, partial_call.input) == ("custom", "SELECT * FROM users ")
+    end = next(e for e in events if isinstance(e, ToolCallEnd))
+    assert end.tool_call.input == "SELECT * FROM users WHERE age > 25"
+    assert end.tool_call.arguments == {}
+
+
+def test_hosted_tool_events_point_at_their_server_item() -> None:
+    (stream,) = [s for n, s in STREAMS if n == "openai-web-search-tool.1"]
+    events = translate(stream)
+    hosted = [e for e in events if isinstance(e, HostedToolEvent)]
+    assert len(hosted) == 12
+    assert [e.status for e in hosted[:3]] == ["in_progress", "searching", "completed"]
+    first = hosted[0]
+    assert first.item_type == "web_search_call"
+    assert first.item["id"].startswith("ws_")
+    part = first.partial.content[first.content_index]
+    assert isinstance(part, ServerItem)
+    assert part.id == first.item["id"]
+    final = events[-1]
+    assert isinstance(final, Done)
+    assert final.message.content[first.content_index] == ServerItem(
+        final.message.server_items[0].item
+    )
+
+
+def test_a_shell_call_is_a_tool_call_of_kind_shell() -> None:
+    (stream,) = [s for n, s in STREAMS if n == "openai-shell-tool.1#0"]
+    events = translate(stream)
+    start = next(e for e in events if isinstance(e, ToolCallStart))
+    assert (start.tool_call.kind, start.tool_call.name) == ("shell", "shell")
+    end = next(e for e in events if isinstance(e, ToolCallEnd))
+    assert end.tool_call.input["commands"] == ["ls -a ~/Desktop"]
+    assert end.tool_call.item is not None
+    assert end.tool_call.item["type"] == "shell_call"
+
+
+def test_the_wrapper_streams_as_one_call_and_ends_expanded() -> None:
+    (stream,) = [s for n, s in STREAMS if n == "issue-19067-parallel-tool-call-wrapper"]
+    tools = [
+        {"type": "function", "name": "weather"},
+        {"type": "function", "name": "cityAttractions"},
+    ]
+    builder = MessageBuilder("m", tools=tools)
+    events: list[StreamEvent] = []
+    for data in stream:
+        events.extend(builder.feed(parse_server_event(data)))
+    assert next(e for e in events if isinstance(e, ToolCallEnd)).tool_call.name == "parallel"
+    final = events[-1]
+    assert isinstance(final, Done)
+    assert [c.name for c in final.message.tool_calls] == ["weather", "cityAttractions"]

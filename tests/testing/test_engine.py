@@ -172,3 +172,137 @@ def test_flat_error_shape() -> None:
     assert "error" not in event
     with pytest.raises(ValueError, match="error_shape"):
         Engine(error_shape="weird")
+
+
+# -- the whole Responses API: tools, calls and items beyond functions ------------------------
+
+from openai_ws.testing import (  # noqa: E402
+    BuiltinCall,
+    CustomCall,
+    HostedCall,
+    ParallelCall,
+)
+
+
+def sse() -> ConnectionState:
+    return ConnectionState(1, "sse")
+
+
+def test_custom_tool_definitions_are_accepted_and_need_a_name() -> None:
+    ok = engine("x").handle(
+        {"model": "m", "input": "hi", "tools": [{"type": "custom", "name": "sql"},
+                                                {"type": "web_search"}]},
+        sse(),
+    )  # fmt: skip
+    assert not ok.rejected
+    bad = engine("x").handle({"model": "m", "input": "hi", "tools": [{"type": "custom"}]}, sse())
+    assert bad.error_body["error"]["param"] == "tools[0].name"  # type: ignore[index]
+
+
+def test_a_custom_call_streams_its_input() -> None:
+    reply = engine(CustomCall("sql", "SELECT * FROM t", call_id="call_c")).handle(
+        {"model": "m", "input": "q"}, sse()
+    )
+    sent = events(reply)
+    deltas = [e["delta"] for e in sent if e["type"] == "response.custom_tool_call_input.delta"]
+    assert "".join(deltas) == "SELECT * FROM t"
+    (done,) = [e for e in sent if e["type"] == "response.custom_tool_call_input.done"]
+    assert done["input"] == "SELECT * FROM t"
+    item = sent[-1]["response"]["output"][0]
+    assert item["type"] == "custom_tool_call"
+    assert (item["call_id"], item["name"], item["input"]) == ("call_c", "sql", "SELECT * FROM t")
+
+
+def test_a_hosted_call_streams_its_progress() -> None:
+    reply = engine(HostedCall("code_interpreter_call", {"code": "1+1"})).handle(
+        {"model": "m", "input": "q"}, sse()
+    )
+    types = [e["type"] for e in events(reply)]
+    assert types[2:-1] == [
+        "response.output_item.added",
+        "response.code_interpreter_call.in_progress",
+        "response.code_interpreter_call.interpreting",
+        "response.code_interpreter_call.completed",
+        "response.output_item.done",
+    ]
+    item = events(reply)[-1]["response"]["output"][0]
+    assert (item["type"], item["status"], item["code"]) == ("code_interpreter_call", "completed",
+                                                            "1+1")  # fmt: skip
+    assert item["id"].startswith("ci_")
+
+
+def test_a_shell_call_streams_its_commands() -> None:
+    reply = engine(BuiltinCall("shell_call", {"commands": ["ls -a", "pwd"]})).handle(
+        {"model": "m", "input": "q"}, sse()
+    )
+    sent = events(reply)
+    done = [e["command"] for e in sent if e["type"] == "response.shell_call_command.done"]
+    assert done == ["ls -a", "pwd"]
+    assert sent[-1]["response"]["output"][0]["action"] == {"commands": ["ls -a", "pwd"]}
+    with pytest.raises(ValueError, match=r"BuiltinCall\.type"):
+        BuiltinCall("bash_call")
+
+
+def test_a_parallel_wrapper_is_one_function_call() -> None:
+    reply = engine(
+        ParallelCall((FunctionCall("a", {"x": 1}), FunctionCall("b")), call_id="call_p")
+    ).handle({"model": "m", "input": "q"}, sse())
+    item = events(reply)[-1]["response"]["output"][0]
+    assert (item["type"], item["name"], item["call_id"]) == ("function_call", "parallel", "call_p")
+    assert json.loads(item["arguments"]) == {
+        "tool_uses": [
+            {"recipient_name": "functions.a", "parameters": {"x": 1}},
+            {"recipient_name": "functions.b", "parameters": {}},
+        ]
+    }
+
+
+USER = {"type": "message", "role": "user", "content": "q"}
+
+
+@pytest.mark.parametrize(
+    ("items", "message"),
+    [
+        (
+            [USER, {"type": "function_call", "call_id": "c1", "name": "f", "arguments": "{}"},
+             {"type": "custom_tool_call_output", "call_id": "c1", "output": "x"}],
+            "No tool call found for custom tool call output with call_id c1",
+        ),
+        (
+            [USER, {"type": "custom_tool_call", "call_id": "c1", "name": "f", "input": ""}],
+            "No tool output found for custom tool call c1",
+        ),
+        (
+            [USER, {"type": "shell_call_output", "call_id": "c9", "output": []}],
+            "No tool call found for shell call output with call_id c9",
+        ),
+        (
+            [USER, {"type": "function_call", "call_id": " ", "name": "f", "arguments": "{}"}],
+            "empty string",
+        ),
+    ],
+    ids=["custom output for a function call", "custom call without output", "orphan shell",
+         "blank call id"],
+)  # fmt: skip
+def test_requests_the_api_rejects_are_rejected(items: list[Any], message: str) -> None:
+    reply = engine("x").handle({"model": "m", "input": items}, sse())
+    assert reply.status == 400
+    assert message in reply.error_body["error"]["message"]  # type: ignore[index]
+
+
+def test_every_client_call_kind_pairs_with_its_output() -> None:
+    items = [
+        USER,
+        {"type": "shell_call", "call_id": "s", "action": {"commands": []}},
+        {"type": "local_shell_call", "id": "lsh_1", "call_id": "l", "action": {}},
+        {"type": "apply_patch_call", "call_id": "p", "operation": {}},
+        {"type": "computer_call", "id": "cu_1", "call_id": "c", "action": {}},
+        {"type": "custom_tool_call", "call_id": "x", "name": "f", "input": "i"},
+        {"type": "shell_call_output", "call_id": "s", "output": []},
+        {"type": "local_shell_call_output", "id": "l", "output": "{}"},
+        {"type": "apply_patch_call_output", "call_id": "p", "status": "completed"},
+        {"type": "computer_call_output", "call_id": "c", "output": {}},
+        {"type": "custom_tool_call_output", "call_id": "x", "output": "o"},
+        {"type": "web_search_call", "id": "ws_1", "status": "completed"},
+    ]
+    assert not engine("ok").handle({"model": "m", "input": items}, sse()).rejected
