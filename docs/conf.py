@@ -34,5 +34,14 @@ napoleon_use_ivar = True
 
 myst_heading_anchors = 3
 
+# The install lines, in one place: openai-ws is not on a package index, so users install it
+# from a clone of the repository. Use them in ``.. parsed-literal::`` blocks; tests/test_docs.py
+# checks that README.md and the examples say the same and that the extras exist in setup.cfg.
+INSTALL = {
+    "install_testing": 'python3 -m pip install ".[testing]"',
+    "install_flask": 'python3 -m pip install ".[testing,flask]"',
+}
+rst_prolog = "\n".join(f".. |{name}| replace:: {line}" for name, line in INSTALL.items())
+
 html_theme = "furo"
 html_title = f"openai-ws {release}"

@@ -3,7 +3,7 @@
 Each browser gets a cookie and its own session (one WebSocket, chained turns). The tool loop runs
 on the server; the page receives server-sent events and shows the answer token by token.
 
-    pip install "openai-ws[testing]" flask
+    python3 -m pip install ".[testing,flask]"    # in a clone of openai-ws
     python examples/flask_chat/app.py            # against the built-in emulator
     OPENAI_API_KEY=... python examples/flask_chat/app.py --real --model gpt-5.2
 
@@ -19,14 +19,20 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-from flask import (
-    Flask,
-    Response,
-    make_response,
-    render_template_string,
-    request,
-    stream_with_context,
-)
+try:
+    from flask import (
+        Flask,
+        Response,
+        make_response,
+        render_template_string,
+        request,
+        stream_with_context,
+    )
+except ImportError as exc:  # say what to install rather than show a traceback
+    raise SystemExit(
+        'this example needs Flask: run python3 -m pip install ".[testing,flask]" '
+        "in a clone of openai-ws (see examples/flask_chat/README.md)"
+    ) from exc
 
 from openai_ws import Client, Context, Tool, ToolResultMessage, UserMessage
 from openai_ws.events import Done, Error, TextDelta, ToolCallEnd
