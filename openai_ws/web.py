@@ -98,7 +98,7 @@ def _error(event: Error) -> dict[str, Any]:
 
 #: What each stream event type adds to its JSON view (beyond ``type`` and ``content_index``).
 #: A new stream event type gets one entry here; types without one show only those two fields.
-EVENT_FIELDS: Final[dict[type[StreamEvent], Callable[[Any], dict[str, Any]]]] = {
+EVENT_FIELDS: Final[dict[Any, Callable[[Any], dict[str, Any]]]] = {
     TextStart: _text,
     TextDelta: lambda e: {**_text(e), **_delta(e)},
     TextEnd: lambda e: {**_text(e), **_content(e)},
