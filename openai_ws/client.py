@@ -300,8 +300,8 @@ class Client:
         elif not isinstance(options, StreamOptions):
             raise TypeError(f"options must be StreamOptions, got {type(options).__name__}")
         policy = transport or self.transport
-        if policy not in TRANSPORTS:
-            raise ValueError(f"transport must be one of {TRANSPORTS}, got {policy!r}")
+        if policy not in TRANSPORTS:  # as the constructor does (also a ValueError)
+            raise ConfigurationError(f"transport must be one of {TRANSPORTS}, got {policy!r}")
         if session_id is not None and (not isinstance(session_id, str) or not session_id):
             raise ValueError("session_id must be a non-empty string or None")
         if self._closed:

@@ -121,6 +121,10 @@ def build_request(model: str, context: Context, options: StreamOptions) -> JSOND
 
     The same body goes over both transports; chaining may then replace ``input`` with only the
     new items and add ``previous_response_id``.
+
+    Raises:
+        ValueError: the history breaks a rule (see :func:`~openai_ws.history.prepare_history`),
+            or the request would carry nothing at all (an empty ``Context()``).
     """
     # hygiene first: every call answered, no orphan results, blank ids refused (ValueError)
     messages = prepare_history(context.messages)
@@ -160,4 +164,10 @@ def build_request(model: str, context: Context, options: StreamOptions) -> JSOND
         body["include"] = ["reasoning.encrypted_content"]
     if options.extra_body:
         body.update(options.extra_body)
+    if not (body["input"] or body.get("instructions") or body.get("tools") or body.get("prompt")):
+        # the API answers a request with nothing in it with a 400; say so before sending it
+        raise ValueError(
+            "the context is empty: add a message to context.messages (or a system prompt, or "
+            "tools to warm up with) before streaming a turn"
+        )
     return body

@@ -103,3 +103,27 @@ def test_no_system_prompt_and_no_tools() -> None:
     assert "instructions" not in body
     assert "tools" not in body
     assert body["tool_choice"] == "auto"
+
+
+def test_an_empty_context_is_refused_before_anything_is_sent() -> None:
+    with pytest.raises(ValueError, match="the context is empty"):
+        build_request("m", Context(), StreamOptions())
+    # a warm-up context (instructions or tools, no message yet) and extra_body input still go
+    assert "instructions" in build_request("m", Context(system_prompt="Be terse."), StreamOptions())
+    assert build_request("m", Context(tools=CTX.tools), StreamOptions())["input"] == []
+    body = build_request("m", Context(), StreamOptions(extra_body={"input": "Hi"}))
+    assert body["input"] == "Hi"
+
+
+def test_client_stream_refuses_an_empty_context_and_a_bogus_transport_at_once() -> None:
+    from openai_ws import Client
+    from openai_ws.exceptions import ConfigurationError
+
+    # nothing listens at this address: both errors are raised before any connection is tried
+    with Client(api_key="sk-test", base_url="http://127.0.0.1:9/v1") as client:
+        with pytest.raises(ValueError, match="the context is empty"):
+            client.stream("m", Context())
+        with pytest.raises(ConfigurationError, match="transport must be one of"):
+            client.stream("m", CTX, transport="bogus")
+    with pytest.raises(ConfigurationError, match="transport must be one of"):
+        Client(api_key="sk-test", transport="bogus")
