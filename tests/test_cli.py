@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -186,3 +187,14 @@ def test_importing_the_emulator_without_the_testing_extra_says_what_to_install()
     )
     assert 'python3 -m pip install ".[testing]"' in result.stdout
     assert "websockets" in result.stdout
+
+
+def test_bench_help_is_plain_text_and_results_stay_out_of_the_current_directory() -> None:
+    from openai_ws._bench import default_results_dir
+
+    result = cli("bench", "--help")
+    assert result.returncode == 0, result.stderr
+    assert "``" not in result.stdout  # no raw reStructuredText in a terminal
+    assert str(default_results_dir()) in " ".join(result.stdout.split())
+    assert not default_results_dir().resolve().is_relative_to(Path.cwd().resolve())
+    assert "benchmarks/results" not in result.stdout

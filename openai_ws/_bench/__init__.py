@@ -15,6 +15,7 @@ import platform
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -486,8 +487,18 @@ def render(report: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
+def default_results_dir() -> Path:
+    """Where results go without ``--json``: the system's temporary folder, never the current
+    directory (a user may run ``openai-ws bench`` anywhere)."""
+    return Path(tempfile.gettempdir()) / "openai-ws-bench"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="openai-ws bench", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="openai-ws bench",
+        description="The side-by-side benchmark: every competitor against the same emulator, "
+        "medians of repeated runs (see docs/topics/performance.rst).",
+    )
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--quick", action="store_true", help="fewer repeats (under 2 minutes)")
     mode.add_argument("--full", action="store_true", help="every repeat (the default)")
@@ -496,7 +507,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--json",
         type=Path,
         default=None,
-        help="where to write the results (default: benchmarks/results/)",
+        help="the JSON file to write the results to "
+        f"(default: a new file in {default_results_dir()})",
     )
     parser.add_argument(
         "--only",
@@ -532,8 +544,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     report["seconds"] = time.perf_counter() - started
     print(render(report))
     path = (
-        args.json
-        or Path("benchmarks") / "results" / f"bench-{name}-{time.strftime('%Y%m%d-%H%M%S')}.json"
+        args.json or default_results_dir() / f"bench-{name}-{time.strftime('%Y%m%d-%H%M%S')}.json"
     )
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(report, indent=2), encoding="utf-8")
