@@ -15,8 +15,8 @@ import json
 import statistics
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
-from typing import TextIO
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, TextIO
 
 import attrs
 
@@ -24,7 +24,7 @@ from ._version import __version__
 from .client import Client
 from .events import Done, Error, TextDelta, ToolCallEnd, ToolCallStart
 from .exceptions import ConfigurationError
-from .messages import Context, Tool, ToolResultMessage, UserMessage
+from .messages import Context, Tool, ToolCall, ToolResultMessage, UserMessage
 
 __all__ = ["main", "run_chat", "run_demo"]
 
@@ -35,6 +35,23 @@ DEMO_TOOL = Tool(
     {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
 )
 SKIES = ("clear", "partly cloudy", "cloudy", "light rain", "showers", "sunny")
+CLOCK_TOOL = Tool(
+    "get_local_time",
+    "The current local time in a city",
+    {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+)
+
+
+def _local_time(city: str) -> str:
+    seed = sum(map(ord, city))
+    return f"{seed % 24:02d}:{seed % 60:02d} in {city}"
+
+
+#: The tools ``openai-ws chat --emulator`` offers, and what runs them (made-up answers).
+CHAT_TOOLS: dict[str, tuple[Tool, Callable[[dict[str, Any]], str]]] = {
+    DEMO_TOOL.name: (DEMO_TOOL, lambda a: json.loads(forecast(str(a.get("city", ""))))["now"]),
+    CLOCK_TOOL.name: (CLOCK_TOOL, lambda a: _local_time(str(a.get("city", "")))),
+}
 
 
 def forecast(city: str) -> str:
@@ -195,11 +212,16 @@ def run_chat(
     session_id: str = "chat",
     read: Callable[[str], str] = input,
     out: TextIO | None = None,
+    tools: Mapping[str, tuple[Tool, Callable[[dict[str, Any]], str]]] | None = None,
 ) -> int:
     """An interactive chat loop. Ctrl-C while an answer streams abandons that answer and keeps
-    the session; Ctrl-C or end of input at the prompt (or ``/quit``) ends the chat."""
+    the session; Ctrl-C or end of input at the prompt (or ``/quit``) ends the chat.
+
+    *tools* maps a tool's name to the tool and the function that answers its calls; the
+    model's calls are run, shown, and answered until it replies in text."""
     out = out or sys.stdout
-    context = Context(system_prompt=system)
+    tools = tools or {}
+    context = Context(system_prompt=system, tools=[tool for tool, _ in tools.values()])
     while True:
         try:
             line = read("you> ")
@@ -211,22 +233,45 @@ def run_chat(
         if not line.strip():
             continue
         context.messages.append(UserMessage(line))
-        stream = client.stream(model, context, session_id=session_id, transport=transport)
-        out.write("assistant> ")
-        out.flush()
-        try:
-            for event in stream:
-                if isinstance(event, TextDelta) and not event.commentary:
-                    out.write(event.delta)
-                    out.flush()
-                elif isinstance(event, Done):
-                    context.messages.append(event.message)
-                elif isinstance(event, Error):
-                    out.write(f"\n[error] {event.error.error_message}")
-        except KeyboardInterrupt:
-            stream.close()
-            out.write("\n[interrupted: the answer was abandoned; the conversation goes on]")
+        calls = _chat_turn(client, model, context, transport, session_id, out)
+        while calls:  # run what the model asked for, answer, and let it go on
+            for call in calls:
+                runner = tools.get(call.name)
+                result = runner[1](call.arguments) if runner else f"unknown tool {call.name}"
+                out.write(f"[tool] {call.name}({json.dumps(call.arguments)}) -> {result}\n")
+                context.messages.append(ToolResultMessage(call.id, call.name, result))
+            calls = _chat_turn(client, model, context, transport, session_id, out)
+
+
+def _chat_turn(
+    client: Client,
+    model: str,
+    context: Context,
+    transport: str | None,
+    session_id: str,
+    out: TextIO,
+) -> list[ToolCall]:
+    """Stream one answer; return the tool calls it asks to be run (none when it is text)."""
+    stream = client.stream(model, context, session_id=session_id, transport=transport)
+    out.write("assistant> ")
+    out.flush()
+    try:
+        for event in stream:
+            if isinstance(event, TextDelta) and not event.commentary:
+                out.write(event.delta)
+                out.flush()
+            elif isinstance(event, Done):
+                context.messages.append(event.message)
+            elif isinstance(event, Error):
+                out.write(f"\n[error] {event.error.error_message}")
+    except KeyboardInterrupt:
+        stream.close()
+        out.write("\n[interrupted: the answer was abandoned; the conversation goes on]")
         out.write("\n")
+        return []
+    out.write("\n")
+    final = stream.final
+    return final.message.tool_calls if isinstance(final, Done) else []
 
 
 def _bench(argv: Sequence[str]) -> int:
@@ -296,7 +341,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             run_demo(args.question, model=args.model, latency=args.latency)
             return 0
         with _chat_client(args) as client:
-            return run_chat(client, args.model, transport=args.transport, system=args.system)
+            tools = CHAT_TOOLS if args.emulator else None
+            if tools:
+                print(
+                    f"Tools: {', '.join(tools)} (try: What's the weather in Paris and Rome? "
+                    "or: What time is it in Tokyo?)"
+                )
+            return run_chat(
+                client, args.model, transport=args.transport, system=args.system, tools=tools
+            )
     except ConfigurationError as exc:
         message = str(exc)
         if "OPENAI_API_KEY" in message and args.command == "chat":
