@@ -142,6 +142,14 @@ def _tool_output(message: ToolResultMessage) -> str | list[JSONDict]:
     return parts
 
 
+#: The screenshot sent for a failed computer call that has none (a 1x1 transparent PNG): a
+#: ``computer_call_output`` must carry an image.
+_BLANK_SCREENSHOT = (
+    "data:image/png;base64,"
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAAC0lEQVR4nGNgAAIAAAUAAXpeqz8AAAAASUVORK5CYII="
+)
+
+
 def _text_of(message: ToolResultMessage) -> str:
     prefix = TOOL_ERROR_PREFIX if message.is_error else ""
     if isinstance(message.content, str):
@@ -181,12 +189,16 @@ def _result_item(message: ToolResultMessage, call: ToolCall | None = None) -> JS
     if kind == "computer":
         if given is None:
             images = [p for p in message.content if isinstance(p, ImageContent)]
-            if not images:
+            if images:
+                url = images[0].image_url
+            elif message.is_error:  # e.g. hygiene's synthetic result: the API needs an image
+                url = _BLANK_SCREENSHOT
+            else:
                 raise ValueError(
                     "the result of a computer call needs output= (a computer_screenshot object) "
                     "or an ImageContent screenshot"
                 )
-            given = {"type": "computer_screenshot", "image_url": images[0].image_url}
+            given = {"type": "computer_screenshot", "image_url": url}
         return {"type": "computer_call_output", "call_id": call_id, "output": given}
     output = given if given is not None else _tool_output(message)
     return {"type": "function_call_output", "call_id": call_id, "output": output}
@@ -285,7 +297,8 @@ def convert_messages_to_input_items(messages: Iterable[Message]) -> list[JSONDic
 
     Raises:
         TypeError: an element is not a message of :mod:`openai_ws.messages`.
-        ValueError: a computer call's result has neither ``output`` nor a screenshot image.
+        ValueError: a computer call's result has neither ``output`` nor a screenshot image
+            (and is not an error result, which gets a blank screenshot).
     """
     items: list[JSONDict] = []
     calls: dict[str, ToolCall] = {}

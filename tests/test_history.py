@@ -204,3 +204,23 @@ def test_collapse_keeps_text_of_content_part_outputs() -> None:
         [{"type": "function_call_output", "call_id": "call_p#0", "output": parts}], previous
     )
     assert json.loads(out[0]["output"]) == [{"recipient_name": "weather", "output": "a"}]
+
+
+def test_synthetic_results_convert_for_every_kind_of_call() -> None:
+    from openai_ws.convert import convert_messages_to_input_items
+
+    kinds = ["function", "custom", "shell", "local_shell", "apply_patch", "computer"]
+    calls = [ToolCall(f"c_{k}|", k, kind=k, input={}) for k in kinds]  # type: ignore[arg-type]
+    items = convert_messages_to_input_items(prepare_history([U, asks(*calls)]))
+    outputs = items[-len(kinds) :]
+    assert [i["type"] for i in outputs] == [
+        "function_call_output",
+        "custom_tool_call_output",
+        "shell_call_output",
+        "local_shell_call_output",
+        "apply_patch_call_output",
+        "computer_call_output",
+    ]
+    assert outputs[2]["output"][0]["outcome"] == {"type": "exit", "exit_code": 1}
+    assert outputs[4]["status"] == "failed"
+    assert outputs[5]["output"]["image_url"].startswith("data:image/png;base64,")

@@ -312,3 +312,20 @@ def test_scripted_turns_over_sse_match_websocket_text() -> None:
         ws.close()
         over_sse = text_of(sse_turn(server.http_base_url, {"model": "m", "input": "x"}))
     assert over_ws == over_sse == "same text here"
+
+
+def test_turn_shorthand_takes_the_new_parts() -> None:
+    from openai_ws.testing import BuiltinCall, CustomCall, HostedCall, ParallelCall
+    from openai_ws.testing.models import FunctionCall as Call
+    from openai_ws.testing.models import Turn, turn
+
+    parts = [
+        CustomCall("sql", "SELECT 1"),
+        HostedCall("web_search_call"),
+        BuiltinCall("shell_call", {"commands": ["ls"]}),
+        ParallelCall([Call("a"), Call("b")]),
+    ]
+    assert turn(parts) == Turn(tuple(parts))
+    for part in parts:
+        assert turn(part) == Turn((part,))
+    assert ParallelCall([Call("a")]).calls == (Call("a"),)
