@@ -99,3 +99,19 @@ def test_core_modules_are_sans_io() -> None:
             if module_name == "_redact":
                 bad -= {"threading"}  # a lock guards the registry of secrets
             assert not bad, f"{module_name} imports {bad}"
+
+
+def test_project_urls_point_at_the_repository() -> None:
+    import configparser
+
+    config = configparser.ConfigParser()
+    config.read(PACKAGE.parent / "setup.cfg")
+    metadata = config["metadata"]
+    urls = dict(
+        (part.strip() for part in line.split("=", 1))
+        for line in metadata["project_urls"].strip().splitlines()
+    )
+    assert {"Source", "Documentation", "Changelog", "Issues"} <= set(urls)
+    repository = metadata["url"]
+    assert repository == "https://github.com/openai-ws/openai-ws"
+    assert all(url.startswith(repository) for url in urls.values())
