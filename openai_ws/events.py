@@ -425,7 +425,9 @@ class MessageBuilder:
             return index, self.parts[index]
         call_id = _text_or_none(item.get("call_id")) or ""
         item_id = _text_or_none(item.get("id")) or ""
-        item_type = _text_or_none(item.get("type")) or "function_call"
+        item_type = _text_or_none(item.get("type")) or ""
+        if item_type not in _CALL_TYPES:  # hostile or out-of-order input: treat it as a function
+            item_type = "custom_tool_call" if isinstance(event, _CUSTOM_INPUT) else "function_call"
         kind, _ = CLIENT_CALLS.get(
             item_type, ("custom" if item_type == "custom_tool_call" else "function", "")
         )
@@ -613,7 +615,7 @@ class MessageBuilder:
         part.ended = True
         # the call as streamed: a parallel wrapper stays one call here (see the class docs)
         call = content_from_item(_item_of(part, part.text()))[0]
-        assert isinstance(call, ToolCall)
+        assert isinstance(call, ToolCall)  # _tool_part admits only call item types
         out.append(ToolCallEnd(raw=event, view=self._view(), content_index=index, tool_call=call))
 
     def _end_open_parts(self, event: ServerEvent, out: list[StreamEvent]) -> None:
@@ -712,6 +714,7 @@ def _text_or_none(value: Any) -> str | None:
 #: Output item types that become a :class:`~openai_ws.messages.ToolCall` (and so stream as
 #: ``toolcall_*`` events); every other non-message, non-reasoning item is a ServerItem.
 _CALL_TYPES = frozenset({"function_call", "custom_tool_call", *CLIENT_CALLS})
+_CUSTOM_INPUT = (CustomToolCallInputDelta, CustomToolCallInputDone)
 
 _HANDLERS: dict[type[ServerEvent], Callable[[MessageBuilder, Any, list[StreamEvent]], None]] = {
     OutputItemAdded: MessageBuilder._on_item_added,

@@ -390,3 +390,21 @@ def test_the_wrapper_streams_as_one_call_and_ends_expanded() -> None:
     final = events[-1]
     assert isinstance(final, Done)
     assert [c.name for c in final.message.tool_calls] == ["weather", "cityAttractions"]
+
+
+def test_call_deltas_for_an_output_index_that_holds_a_message_still_make_a_call() -> None:
+    # found by the hostile-input property test: item types and events need not agree
+    events = translate(
+        [
+            {"type": "response.output_item.added", "output_index": 0,
+             "item": {"id": "m1", "type": "message"}},
+            {"type": "response.function_call_arguments.delta", "output_index": 0,
+             "item_id": "fc1", "delta": "{}"},
+            {"type": "response.custom_tool_call_input.delta", "output_index": 1,
+             "item_id": "ct1", "delta": "x"},
+            {"type": "error", "code": "server_error", "message": "m"},
+        ]
+    )  # fmt: skip
+    ends = [e.tool_call.kind for e in events if isinstance(e, ToolCallEnd)]
+    assert ends == ["function", "custom"]
+    assert isinstance(events[-1], Error)
