@@ -499,11 +499,32 @@ def content_from_item(
 def _content_from_items(
     output: Sequence[Any], declared: Collection[str] = ()
 ) -> list[AssistantContent]:
+    # a built-in call whose output is in the same response ran on the server (e.g. a shell in a
+    # hosted container): both are server items, replayed verbatim, and nothing is asked of us
+    ran = {
+        item.get("call_id")
+        for item in output
+        if isinstance(item, Mapping) and item.get("type") in _SERVER_OUTPUTS
+    }
     content: list[AssistantContent] = []
     for item in output:
-        if isinstance(item, Mapping):
+        if not isinstance(item, Mapping):
+            continue
+        if item.get("type") in CLIENT_CALLS and ran and item.get("call_id") in ran:
+            content.append(ServerItem(dict(item)))
+        else:
             content.extend(content_from_item(item, declared))
     return content
+
+
+_SERVER_OUTPUTS = frozenset(
+    {
+        "shell_call_output",
+        "local_shell_call_output",
+        "apply_patch_call_output",
+        "computer_call_output",
+    }
+)
 
 
 def _stop_reason(

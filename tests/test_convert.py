@@ -802,3 +802,17 @@ def test_the_wrapper_expands_only_with_declared_tools_and_round_trips() -> None:
         {"type": "function_call", "call_id": "call_p#0", "name": "a", "arguments": '{"x":1}'},
         {"type": "function_call", "call_id": "call_p#1", "name": "b", "arguments": "{}"},
     ]
+
+
+def test_a_built_in_call_the_server_ran_is_a_server_item() -> None:
+    # a shell in a hosted container: the response holds the call and its output
+    call = {"type": "shell_call", "id": "sh_1", "call_id": "c1", "action": {"commands": ["ls"]},
+            "status": "completed"}  # fmt: skip
+    output = {"type": "shell_call_output", "id": "sho_1", "call_id": "c1", "output": []}
+    message = build_assistant_message_from_response(
+        {"output": [call, output], "status": "completed"}, "m"
+    )
+    assert message.tool_calls == []
+    assert message.stop_reason == "stop"
+    assert [p.item for p in message.server_items] == [call, output]
+    assert output_items_to_input_items([call, output]) == [call, output]
