@@ -49,6 +49,7 @@ from .protocol import (
     ErrorEvent,
     FunctionCallArgumentsDelta,
     FunctionCallArgumentsDone,
+    ImageGenerationPartialImage,
     OutputItemAdded,
     OutputItemDone,
     OutputTextDelta,
@@ -215,7 +216,8 @@ class HostedToolEvent(StreamEvent):
             message.
         item_type: the output item's type (``"web_search_call"``...).
         status: what it is doing: ``"in_progress"``, ``"searching"``, ``"interpreting"``,
-            ``"generating"``, ``"completed"``, ``"failed"``...
+            ``"generating"``, ``"completed"``, ``"failed"``...; ``"partial_image"`` for an image
+            generation's partial image (its base64 data is in ``raw.partial_image_b64``).
         item: the output item as it stood when the event arrived.
     """
 
@@ -453,9 +455,12 @@ class MessageBuilder:
             return index, self.parts[index]
         return self._new_part(key, "server", {"item": dict(item)})
 
-    def _on_progress(self, event: ToolCallProgress, out: list[StreamEvent]) -> None:
+    def _on_progress(
+        self, event: ToolCallProgress | ImageGenerationPartialImage, out: list[StreamEvent]
+    ) -> None:
         item = self._items.get(event.output_index) or {"id": event.item_id}
         item_type = event.type.removeprefix("response.").rsplit(".", 1)[0]
+        status = event.status if isinstance(event, ToolCallProgress) else "partial_image"
         item = {"type": item_type, **item}
         index, _ = self._server_part(event.output_index, item)
         out.append(
@@ -464,7 +469,7 @@ class MessageBuilder:
                 view=self._view(),
                 content_index=index,
                 item_type=item_type,
-                status=event.status,
+                status=status,
                 item=dict(item),
             )
         )
@@ -734,4 +739,5 @@ _HANDLERS: dict[type[ServerEvent], Callable[[MessageBuilder, Any, list[StreamEve
     CustomToolCallInputDelta: MessageBuilder._on_custom_input_delta,
     CustomToolCallInputDone: MessageBuilder._on_custom_input_done,
     ToolCallProgress: MessageBuilder._on_progress,
+    ImageGenerationPartialImage: MessageBuilder._on_progress,
 }

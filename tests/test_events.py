@@ -408,3 +408,27 @@ def test_call_deltas_for_an_output_index_that_holds_a_message_still_make_a_call(
     ends = [e.tool_call.kind for e in events if isinstance(e, ToolCallEnd)]
     assert ends == ["function", "custom"]
     assert isinstance(events[-1], Error)
+
+
+def test_image_generation_progress_and_partial_images() -> None:
+    item = {"id": "ig_1", "type": "image_generation_call", "status": "in_progress"}
+    where = {"output_index": 0, "item_id": "ig_1"}
+    events = translate(
+        [
+            {"type": "response.created", "response": {"id": "r", "status": "in_progress"}},
+            {"type": "response.output_item.added", "output_index": 0, "item": item},
+            {"type": "response.image_generation_call.generating", **where},
+            {"type": "response.image_generation_call.partial_image", **where,
+             "partial_image_index": 0, "partial_image_b64": "AAAA"},
+            {"type": "response.output_item.done", "output_index": 0,
+             "item": {**item, "status": "completed", "result": "BBBB"}},
+            {"type": "response.completed", "response": {"id": "r", "status": "completed",
+             "output": []}},
+        ]
+    )  # fmt: skip
+    hosted = [e for e in events if isinstance(e, HostedToolEvent)]
+    assert [e.status for e in hosted] == ["generating", "partial_image"]
+    assert hosted[1].raw.partial_image_b64 == "AAAA"  # type: ignore[union-attr]
+    final = events[-1]
+    assert isinstance(final, Done)
+    assert final.message.server_items[0].item["result"] == "BBBB"

@@ -23,6 +23,7 @@ from openai_ws import (
 )
 from openai_ws.events import Done, HostedToolEvent, ToolCallDelta, ToolCallEnd, ToolCallStart
 from openai_ws.testing import (
+    HOSTED_PROGRESS,
     BuiltinCall,
     CustomCall,
     FakeResponsesServer,
@@ -358,3 +359,36 @@ def test_server_item_round_trip_is_exact_for_the_chain_planner() -> None:
     assert isinstance(message, AssistantMessage)
     assert convert_messages_to_input_items([message]) == output_items_to_input_items(output)
     assert output_items_to_input_items(output) == output
+
+
+HOSTED = [
+    ("web_search_call", {"action": {"type": "search", "query": "q"}}),
+    ("file_search_call", {"queries": ["q"], "results": None}),
+    ("code_interpreter_call", {"code": "1+1", "container_id": "cntr_1", "outputs": None}),
+    ("image_generation_call", {"result": "iVBORw0KGgo="}),
+    ("mcp_call", {"name": "t", "server_label": "s", "arguments": "{}", "output": "x"}),
+    ("mcp_list_tools", {"server_label": "s", "tools": []}),
+    ("mcp_approval_request", {"name": "t", "server_label": "s", "arguments": "{}"}),
+    ("compaction", {"encrypted_content": "gAAAA"}),
+]
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+@pytest.mark.parametrize(("item_type", "fields"), HOSTED, ids=[h[0] for h in HOSTED])
+def test_every_server_item_type_round_trips(
+    server: FakeResponsesServer, transport: str, item_type: str, fields: dict[str, Any]
+) -> None:
+    server.model = ScriptedModel([[HostedCall(item_type, fields), Text("ok")], "next"])
+    ctx = Context(messages=[UserMessage("go")])
+    events = run(server, ctx, transport)
+    message = events[-1].message
+    (item,) = message.server_items
+    assert item.type == item_type
+    assert all(item.item[k] == v for k, v in fields.items())
+    statuses = [e.status for e in events if isinstance(e, HostedToolEvent)]
+    assert statuses == list(HOSTED_PROGRESS.get(item_type, ()))
+    assert statuses or item_type in ("compaction", "mcp_approval_request")
+    assert all(e.item_type == item_type for e in events if isinstance(e, HostedToolEvent))
+    ctx.messages += [message, UserMessage("again")]
+    assert run(server, ctx, transport)[-1].message.text == "next"
+    assert server.requests[-1].body["input"][1] == item.item  # verbatim, in its place

@@ -11,6 +11,7 @@ from ._extra import INSTALL_HINT  # noqa: F401
 from .engine import LatencyModel
 from .faults import BadFrame, CloseSocket, CutBody, RefuseUpgrade, Stall
 from .models import (
+    HOSTED_PROGRESS,
     BuiltinCall,
     CustomCall,
     DefaultModel,
@@ -33,6 +34,7 @@ from .models import (
 from .server import FakeResponsesServer, RecordedHandshake, RecordedRequest, ServerStats
 
 __all__ = [
+    "HOSTED_PROGRESS",
     "BadFrame",
     "BuiltinCall",
     "CloseSocket",
