@@ -6,11 +6,13 @@ of one session are serialised, different sessions run in parallel.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
 import time
 import urllib.parse
-from collections.abc import Mapping
+import weakref
+from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 import requests
@@ -21,10 +23,13 @@ from .options import StreamOptions, build_request
 from .sessions import Session, SessionConfig, freeze_headers
 from .stream import StreamResponse
 from .transports import SSETransport
+from .transports._common import Deadline
 
 __all__ = ["DEFAULT_BASE_URL", "Client", "has_ws_session", "release_ws_session", "stream"]
 
 DEFAULT_BASE_URL: Final = "https://api.openai.com/v1"
+#: ``first_event_timeout`` when none is given (or half of ``timeout``, when that is shorter).
+DEFAULT_FIRST_EVENT_TIMEOUT: Final = 10.0
 TRANSPORTS: Final = ("auto", "websocket", "sse")
 
 
@@ -41,7 +46,9 @@ class Client:
     """A client of the Responses API that prefers WebSocket mode.
 
     Args:
-        api_key: the API key; ``OPENAI_API_KEY`` when omitted. A missing key raises
+        api_key: the API key, or a function that returns it; ``OPENAI_API_KEY`` when omitted.
+            The function (or the variable) is read again for every new connection and every
+            HTTP request, so a rotated key reaches both transports. A missing key raises
             :class:`~openai_ws.exceptions.ConfigurationError` at the first request.
         base_url: the HTTP base URL; ``OPENAI_BASE_URL``, else ``https://api.openai.com/v1``.
         websocket_url: the WebSocket URL; by default ``base_url`` with ``https``->``wss``
@@ -51,8 +58,17 @@ class Client:
         headers: extra headers for every request and handshake.
         transport: the default transport: ``"auto"`` (WebSocket, falling back to HTTP),
             ``"websocket"`` or ``"sse"``.
-        timeout: seconds to wait for a response's first event and between events (600 by
-            default); :class:`~openai_ws.StreamOptions` can override it per turn.
+        timeout: how long a turn may wait without an event (600 s by default): one budget
+            for the whole turn, which connecting, retries and the fallback come out of (each
+            event gives it back); :class:`~openai_ws.StreamOptions` can override it per turn.
+        first_event_timeout: how long a WebSocket may stay silent after a request before the
+            attempt counts as failed (when None: 10 s, or half of ``timeout`` if that is
+            shorter, leaving the rest for the fallback); ``auto`` then answers over HTTP.
+            The API acknowledges a request at once however long the model thinks, so this
+            is short.
+        ping_interval: seconds of silence after which a session's socket is pinged (None: no
+            keepalive); finds a dead connection during a long silent reasoning phase.
+        ping_timeout: seconds a ping may go unanswered before the socket counts as dropped.
         max_retries: reconnection attempts of a session's socket after a drop.
         connect_timeout: seconds to open a connection.
         fallback_cooldown: after falling back to HTTP, seconds before a session tries its
@@ -71,7 +87,7 @@ class Client:
 
     def __init__(
         self,
-        api_key: str | None = None,
+        api_key: str | Callable[[], str] | None = None,
         *,
         base_url: str | None = None,
         websocket_url: str | None = None,
@@ -80,6 +96,9 @@ class Client:
         headers: Mapping[str, str] | None = None,
         transport: str = "auto",
         timeout: float | None = 600.0,
+        first_event_timeout: float | None = None,
+        ping_interval: float | None = 20.0,
+        ping_timeout: float | None = 20.0,
         max_retries: int = 5,
         connect_timeout: float = 10.0,
         fallback_cooldown: float = 60.0,
@@ -92,8 +111,16 @@ class Client:
     ) -> None:
         if transport not in TRANSPORTS:
             raise ConfigurationError(f"transport must be one of {TRANSPORTS}, got {transport!r}")
-        if timeout is not None and timeout <= 0:
-            raise ConfigurationError("timeout must be positive (or None for no limit)")
+        for label, value in (
+            ("timeout", timeout),
+            ("first_event_timeout", first_event_timeout),
+            ("ping_interval", ping_interval),
+            ("ping_timeout", ping_timeout),
+        ):
+            if value is not None and value <= 0:
+                raise ConfigurationError(f"{label} must be positive (or None), got {value!r}")
+        if api_key is not None and not isinstance(api_key, str) and not callable(api_key):
+            raise ConfigurationError("api_key must be a string or a function returning one")
         if max_frame_size <= 0:
             raise ConfigurationError(f"max_frame_size must be positive, got {max_frame_size!r}")
         if max_retries < 0 or connect_timeout <= 0 or fallback_cooldown < 0:
@@ -114,6 +141,9 @@ class Client:
         self.headers = dict(headers or {})
         self.transport = transport
         self.timeout = timeout
+        self.first_event_timeout = first_event_timeout
+        self.ping_interval = ping_interval
+        self.ping_timeout = ping_timeout
         self.max_retries = max_retries
         self.connect_timeout = connect_timeout
         self.fallback_cooldown = fallback_cooldown
@@ -127,6 +157,7 @@ class Client:
         self._sessions: dict[str, Session] = {}
         self._lock = threading.Lock()
         self._closed = False
+        _CLIENTS.add(self)
 
     def __repr__(self) -> str:
         return f"<Client {self.base_url} transport={self.transport!r}>"
@@ -135,8 +166,20 @@ class Client:
 
     @property
     def api_key(self) -> str:
-        """The key in use (never shown in a repr or a message)."""
-        key = self._api_key or os.environ.get("OPENAI_API_KEY")
+        """The key in use now (never shown in a repr or a message): ``api_key`` (called, if it
+        is a function), else ``OPENAI_API_KEY``, read at each access.
+
+        Raises:
+            ConfigurationError: there is none.
+        """
+        source = self._api_key
+        key = source() if callable(source) else source
+        if source is None:
+            key = os.environ.get("OPENAI_API_KEY")
+        elif not isinstance(key, str):
+            raise ConfigurationError(
+                f"the api_key function returned {type(key).__name__}, not a string"
+            )
         if not key:
             raise ConfigurationError(
                 "no API key: pass Client(api_key=...) or set the OPENAI_API_KEY "
@@ -144,14 +187,20 @@ class Client:
             )
         return key
 
+    def _read_key(self) -> str:
+        return self.api_key
+
     def _base_headers(self, extra: Mapping[str, str] | None = None) -> tuple[tuple[str, str], ...]:
         org = {"OpenAI-Organization": self.organization} if self.organization else {}
         project = {"OpenAI-Project": self.project} if self.project else {}
         return freeze_headers(self.headers, org, project, extra)
 
     def _config(self, options: StreamOptions) -> SessionConfig:
+        key = self.api_key  # fails early, before anything is sent, when there is none
+        key_id = None if callable(self._api_key) else hashlib.sha256(key.encode()).hexdigest()
         return SessionConfig(
-            api_key=self.api_key,
+            api_key=self._read_key,
+            key_id=key_id,
             websocket_url=self.websocket_url,
             headers=self._base_headers(options.headers),
             connect_timeout=self.connect_timeout,
@@ -159,14 +208,27 @@ class Client:
             proxy=self.proxy,
             sslopt=tuple(sorted(self.sslopt.items())),
             max_frame_size=self.max_frame_size,
+            ping_interval=self.ping_interval,
+            ping_timeout=self.ping_timeout,
+            first_event_timeout=self._first_event_timeout(options),
         )
+
+    def _first_event_timeout(self, options: StreamOptions) -> float | None:
+        if self.first_event_timeout is not None:
+            return self.first_event_timeout
+        timeout = self._timeout(options)
+        # half the turn's budget at most: the other half is left for the fallback
+        return None if timeout is None else min(timeout / 2, DEFAULT_FIRST_EVENT_TIMEOUT)
+
+    def _timeout(self, options: StreamOptions) -> float | None:
+        return options.timeout if options.timeout is not None else self.timeout
 
     def _http(self) -> SSETransport:
         with self._lock:
             if self._http_transport is None:
                 self._http_transport = SSETransport(
                     self.base_url,
-                    api_key=self.api_key,
+                    api_key=self._read_key,
                     session=self._http_session,
                     timeout=(self.connect_timeout, self.timeout),
                     headers=self._base_headers(),
@@ -194,7 +256,7 @@ class Client:
         """The session for *session_id* (made, or rebuilt if its configuration changed)."""
         self._sweep()
         if session_id is None:
-            return Session(None, config, cooldown=self.fallback_cooldown), True
+            return Session(None, config, http=self._http, cooldown=self.fallback_cooldown), True
         with self._lock:
             if self._closed:
                 raise ConfigurationError("this Client was closed")
@@ -203,7 +265,9 @@ class Client:
             if session is not None and session.config != config:
                 old, session = session, None
             if session is None:
-                session = Session(session_id, config, cooldown=self.fallback_cooldown)
+                session = Session(
+                    session_id, config, http=self._http, cooldown=self.fallback_cooldown
+                )
                 self._sessions[session_id] = session
         if old is not None:
             if old.busy:
@@ -309,13 +373,13 @@ class Client:
         request = build_request(info.id, context, options)  # validates the messages
         session, one_off = self._session(session_id, self._config(options))
         return StreamResponse(
-            self,
             session,
             model=info,
             request=request,
             options=options,
             policy=policy,
             one_off=one_off,
+            timeout=self._timeout(options),
         )
 
     def warm_up(
@@ -335,18 +399,41 @@ class Client:
         options = options or StreamOptions()
         request = build_request(model, context, options)
         session, _ = self._session(session_id, self._config(options))
-        session.begin_turn()
+        timeout = self._timeout(options) or 30.0
+        session.begin_turn(Deadline(timeout), abandon=lambda: None)
         try:
-            connection = session.connection()
-            warm = {k: v for k, v in request.items() if k != "input"}
-            response_id = connection.warm_up(
-                **warm, timeout=options.timeout or self.timeout or 30.0
-            )
-            session.remember_warm_up({**warm, "input": [], "generate": False}, response_id)
-            return response_id
+            return session.warm_up(request, timeout=timeout)
         finally:
             session.end_turn()
 
+    # -- fork ------------------------------------------------------------------------------
+
+    def _forget_after_fork(self) -> None:
+        """In a forked child: drop every session's socket and the HTTP pool without any I/O
+        (they are the parent's), so that the child opens its own and never touches those."""
+        self._lock = threading.Lock()  # another thread may have held it at fork time
+        sessions = list(self._sessions.values())
+        self._sessions.clear()
+        http, self._http_transport = self._http_transport, None
+        for session in sessions:
+            session.discard()
+        if http is not None:
+            http.discard()
+
+
+#: Every live client, for the fork hook.
+_CLIENTS: weakref.WeakSet[Client] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    global _default_lock
+    _default_lock = threading.Lock()
+    for client in list(_CLIENTS):
+        client._forget_after_fork()
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 _default: Client | None = None
 _default_lock = threading.Lock()

@@ -1,24 +1,29 @@
 """Sessions: one WebSocket and one chain per conversation, kept by the client.
 
-A :class:`Session` holds, for one ``session_id``: the WebSocket connection (opened on first use),
-what is needed to decide whether the next turn can be a delta (the last full request, the last
-response's id and output, how it was carried), and the fallback cool-down. Turns of one session
-are serialised by its lock; different sessions run in parallel.
+A :class:`Session` holds, for one ``session_id``: its transports (its own WebSocket connection,
+opened on first use, and the client's shared HTTP transport), what is needed to decide whether
+the next turn can be a delta (the last full request, the last response's id and output), and
+the fallback cool-down. Turns of one session are serialised by its lock; different sessions run
+in parallel. The session talks to its transports only through
+:class:`~openai_ws.transports.base.Transport`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import attrs
 
 from .chain import ChainPlan, plan_request
-from .exceptions import ConcurrencyError
+from .exceptions import ConcurrencyError, ConnectionClosed
 from .transports import WebSocketConnection
+from .transports._common import Deadline, KeySource
+from .transports.base import Transport
 
 __all__ = ["ChainState", "Session", "SessionConfig", "freeze_headers"]
 
@@ -27,9 +32,14 @@ JSONDict = dict[str, Any]
 
 @attrs.frozen
 class SessionConfig:
-    """Everything a session's socket depends on; a change means a new socket."""
+    """Everything a session's socket depends on; a change means a new socket.
 
-    api_key: str | None = attrs.field(repr=False)
+    ``api_key`` is what the socket reads the key from at each new connection; ``key_id``
+    tells two fixed keys apart (None for a callable, which rotates without a new session).
+    """
+
+    api_key: KeySource = attrs.field(repr=False, eq=False)
+    key_id: str | None = attrs.field(repr=False)
     websocket_url: str
     headers: tuple[tuple[str, str], ...] = ()
     connect_timeout: float = 10.0
@@ -38,6 +48,9 @@ class SessionConfig:
     proxy: str | bool | None = None
     sslopt: tuple[tuple[str, Any], ...] = ()
     max_frame_size: int = 64 * 1024 * 1024
+    ping_interval: float | None = 20.0
+    ping_timeout: float | None = 20.0
+    first_event_timeout: float | None = None
 
 
 @attrs.define
@@ -47,19 +60,32 @@ class ChainState:
     request: JSONDict | None = None
     output: list[JSONDict] = attrs.field(factory=list)
     response_id: str | None = None
-    transport: str | None = None
     stored: bool = False
 
     def clear(self) -> None:
-        self.request, self.output, self.response_id = None, [], None
-        self.transport, self.stored = None, False
+        self.request, self.output, self.response_id, self.stored = None, [], None, False
+
+
+logger = logging.getLogger("openai_ws")
 
 
 class Session:
-    """One conversation's transport state. Created by :class:`~openai_ws.Client`."""
+    """One conversation's transport state. Created by :class:`~openai_ws.Client`.
+
+    Args:
+        session_id: the conversation's id (None for a one-off).
+        config: what its socket depends on.
+        http: returns the HTTP transport to use (the client's, shared by its sessions).
+        cooldown: seconds to stay on HTTP after a fallback.
+    """
 
     def __init__(
-        self, session_id: str | None, config: SessionConfig, *, cooldown: float = 60.0
+        self,
+        session_id: str | None,
+        config: SessionConfig,
+        *,
+        http: Callable[[], Transport],
+        cooldown: float = 60.0,
     ) -> None:
         self.id = session_id
         self.config = config
@@ -69,10 +95,11 @@ class Session:
         self.turns = 0
         self.created = time.monotonic()
         self.last_used = self.created
-        self.closed = False
         self.retire_after_turn = False
+        self._http = http
         self._turn = threading.Lock()
         self._owner: int | None = None  # the thread whose turn is open
+        self._abandon_open_turn: Callable[[], None] | None = None
         self._lock = threading.Lock()
         self._connection: WebSocketConnection | None = None
 
@@ -81,20 +108,40 @@ class Session:
 
     # -- turns -----------------------------------------------------------------------------
 
-    def begin_turn(self) -> None:
+    def begin_turn(self, deadline: Deadline, abandon: Callable[[], None]) -> None:
         """Wait for the session's previous turn to end (turns of one session never overlap).
 
+        A previous turn still open in this very thread cannot be read any more while this one
+        runs (a stream left by ``break`` and still referenced): it is abandoned, as its
+        ``close()`` would, instead of waiting for itself forever. A turn open in another thread
+        is waited for, within *deadline*.
+
+        Args:
+            deadline: the new turn's budget; cancelling it stops the wait.
+            abandon: what abandons this new turn, for the next one to call in that case.
+
         Raises:
-            ConcurrencyError: the previous turn is still open in this very thread, which would
-                otherwise wait for itself forever.
+            ConcurrencyError: the previous turn, in another thread, outlasted *deadline*.
+            ConnectionClosed: *deadline* was cancelled while waiting.
         """
         if self._owner == threading.get_ident() and self._turn.locked():
-            raise ConcurrencyError(
-                f"session {self.id!r} still has an open turn in this thread: read the previous "
-                "stream to its end, or close() it, before starting the next"
-            )
-        self._turn.acquire()
+            previous = self._abandon_open_turn
+            if previous is not None:
+                logger.info(
+                    "session %s: abandoning its previous turn, left open in this thread",
+                    self.id or "(one-off)",
+                )
+                previous()
+        while not self._turn.acquire(timeout=0.05):
+            if deadline.cancelled:
+                raise ConnectionClosed("the turn was closed before it started", code=None)
+            if deadline.expired():
+                raise ConcurrencyError(
+                    f"session {self.id!r}: the previous turn, open in another thread, did not "
+                    f"end within the timeout ({deadline.seconds:g}s)"
+                )
         self._owner = threading.get_ident()
+        self._abandon_open_turn = abandon
         self.last_used = time.monotonic()
 
     def end_turn(self) -> None:
@@ -102,6 +149,7 @@ class Session:
         self.last_used = time.monotonic()
         retire = self.retire_after_turn
         self._owner = None
+        self._abandon_open_turn = None
         self._turn.release()
         if retire:
             self.close()
@@ -110,23 +158,15 @@ class Session:
     def busy(self) -> bool:
         return self._turn.locked()
 
-    # -- the socket ------------------------------------------------------------------------
+    # -- the transports --------------------------------------------------------------------
+
+    def transport(self, kind: str) -> Transport:
+        """The transport of *kind* (``"websocket"``: the session's own connection, made on
+        first use and not yet connected; ``"sse"``: the client's HTTP transport)."""
+        return self._http() if kind == "sse" else self.connection()
 
     def connection(self) -> WebSocketConnection:
-        """The session's WebSocket connection for the turn that is starting: made on first use
-        (not yet connected); reopened when the server closed it with a final code or
-        reconnecting was given up, which ends automatic reconnection, but a new turn is a new
-        request by the caller.
-
-        Raises:
-            ConnectError: reopening it failed.
-        """
-        connection = self._connection_object()
-        if connection.needs_connect:
-            connection.connect()
-        return connection
-
-    def _connection_object(self) -> WebSocketConnection:
+        """The session's WebSocket connection (made on first use, not yet connected)."""
         with self._lock:
             if self._connection is None:
                 config = self.config
@@ -140,14 +180,12 @@ class Session:
                     proxy=config.proxy,
                     sslopt=dict(config.sslopt) or None,
                     max_frame_size=config.max_frame_size,
+                    ping_interval=config.ping_interval,
+                    ping_timeout=config.ping_timeout,
+                    first_event_timeout=config.first_event_timeout,
                     name=f"openai-ws-session-{self.id}" if self.id else None,
                 )
             return self._connection
-
-    @property
-    def has_connection(self) -> bool:
-        with self._lock:
-            return self._connection is not None and self._connection.is_connected()
 
     def drop_connection(self) -> None:
         """Close the socket (the next turn opens a new one)."""
@@ -165,18 +203,12 @@ class Session:
 
     # -- chaining --------------------------------------------------------------------------
 
-    def plan(
-        self, request: JSONDict, transport: str, connection: WebSocketConnection | None = None
-    ) -> ChainPlan:
-        """Delta or full for this turn, over *transport*."""
+    def plan(self, request: JSONDict, transport: Transport) -> ChainPlan:
+        """Delta or full for this turn, over *transport* (prepared: connected, if it must)."""
         chain = self.chain
         usable: str | None = None
         if chain.response_id is not None:
-            if (
-                transport == "websocket"
-                and connection is not None
-                and connection.previous_response_id == chain.response_id
-            ):
+            if transport.cached_response_id == chain.response_id:
                 usable = chain.response_id  # still in this socket's cache
             if usable is None and chain.stored:
                 usable = chain.response_id  # the server stored it
@@ -187,7 +219,7 @@ class Session:
             previous_response_id=usable,
         )
 
-    def remember(self, request: JSONDict, response: Mapping[str, Any], transport: str) -> None:
+    def remember(self, request: JSONDict, response: Mapping[str, Any]) -> None:
         """A turn completed: keep what the next turn needs to chain from it."""
         chain = self.chain
         output = response.get("output")
@@ -197,13 +229,23 @@ class Session:
         )
         response_id = response.get("id")
         chain.response_id = response_id if isinstance(response_id, str) else None
-        chain.transport = transport
         chain.stored = bool(request.get("store")) and response.get("status") == "completed"
 
-    def remember_warm_up(self, request: JSONDict, response_id: str) -> None:
+    def warm_up(self, request: JSONDict, timeout: float) -> str:
+        """Send the ``generate: false`` request for *request* (its model, tools and
+        instructions, no input) on the session's socket, and chain the next turn from it.
+
+        Returns:
+            The warm-up response's id.
+        """
+        warm = {k: v for k, v in request.items() if k != "input"}
+        connection = self.connection()
+        connection.prepare(Deadline(timeout))  # reopens a socket the server closed for good
+        response_id = connection.warm_up(**warm, timeout=timeout)
         chain = self.chain
-        chain.request, chain.output, chain.response_id = request, [], response_id
-        chain.transport, chain.stored = "websocket", False
+        chain.request = {**warm, "input": [], "generate": False}
+        chain.output, chain.response_id, chain.stored = [], response_id, False
+        return response_id
 
     def forget(self) -> None:
         """The next turn sends everything (after an error, an abandon, a reconnect)."""
@@ -213,9 +255,15 @@ class Session:
 
     def close(self) -> None:
         """Close the socket. Idempotent."""
-        self.closed = True
         with contextlib.suppress(Exception):
             self.drop_connection()
+
+    def discard(self) -> None:
+        """Forget the socket without any I/O (in a forked child; see
+        :meth:`~openai_ws.transports.base.Transport.discard`)."""
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            connection.discard()
 
 
 def freeze_headers(

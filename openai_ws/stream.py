@@ -7,10 +7,12 @@ events into stream events (:mod:`openai_ws.events`). It ends with exactly one ``
 
 The transport rules (``auto``):
 
-* WebSocket first. A refused upgrade or a failed connection: HTTP at once.
-* A retryable drop, a timeout, or a retryable server error (5xx) before any output reached the
-  caller: once more on a fresh socket, then HTTP. Any other transport failure before output:
-  HTTP.
+* WebSocket first. A refused upgrade, a failed connection, or a socket that stays silent after
+  the request (``first_event_timeout``): HTTP at once. A handshake refused with 401 or 403 is
+  an :class:`~openai_ws.exceptions.AuthenticationError`: no fallback with the same key.
+* A retryable drop, an idle timeout, or a retryable server error (5xx) before any output
+  reached the caller: once more on a fresh socket, then HTTP. Any other transport failure
+  before output: HTTP.
 * After a fallback, the session uses HTTP for a cool-down (60 s by default) before trying the
   socket again. Each fallback is logged once, at WARNING, on the ``openai_ws`` logger.
 * ``previous_response_not_found`` or ``websocket_connection_limit_reached`` before output: the
@@ -22,17 +24,30 @@ The transport rules (``auto``):
 the stream with ``error``; after a final close (1000, 1008, 4xxx) or a spent reconnection
 budget, the session's next turn opens a new socket. ``sse`` mode uses HTTP only. Every retry
 and fallback is counted in :attr:`StreamResponse.attempts`.
+
+The turn's ``timeout`` is one budget for waiting, shared by every attempt: connecting, backoff
+sleeps, response headers, the first event and each gap between events all come out of it, and
+each event that arrives gives it back. A server that stalls every attempt ends the turn with
+:class:`~openai_ws.exceptions.StreamTimeout` after about ``timeout`` seconds in every mode,
+retries and fallback included.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import threading
+import weakref
 from collections.abc import Generator, Iterator
 from typing import TYPE_CHECKING, Any, Final, Literal
 
-from .events import Done, Error, MessageBuilder, StreamEvent, TextDelta
+from .events import (
+    Done,
+    Error,
+    MessageBuilder,
+    Start,
+    StreamEvent,
+    TextDelta,
+)
 from .exceptions import (
     APIError,
     ConnectError,
@@ -45,9 +60,11 @@ from .exceptions import (
 )
 from .messages import AssistantMessage, ModelInfo
 from .options import StreamOptions
+from .telemetry import TurnObserver
+from .transports._common import Deadline
+from .transports.base import ResponseStream
 
 if TYPE_CHECKING:
-    from .client import Client
     from .sessions import Session
 
 __all__ = ["StreamResponse"]
@@ -60,14 +77,18 @@ JSONDict = dict[str, Any]
 MAX_RATE_LIMIT_WAIT: Final = 20.0
 
 _Action = Literal["retry", "fresh_socket", "http", "fail"]
+_NO_OBSERVER: Final = TurnObserver()
 
 
 class StreamResponse(Iterator[StreamEvent]):
     """The events of one turn, as they arrive; ends with one ``done`` or ``error`` event.
 
     Nothing is sent until the first ``next()``. Reading it to the end, :meth:`close`, a
-    ``with`` block, or dropping it all end the turn; leaving before the end abandons the
-    response (it is cancelled, and the next turn of the session sends the whole conversation).
+    ``with`` block, or dropping it (leaving a ``for`` loop by ``break`` drops it) all end the
+    turn at once; leaving before the end abandons the response (it is cancelled, and the next
+    turn of the session sends the whole conversation). Starting the session's next turn in the
+    same thread abandons a turn that is still open there. Like any iterator, once it has ended
+    it yields nothing more: :attr:`final` keeps the last event.
 
     Attributes:
         transport: ``"websocket"`` or ``"sse"``: what carried the response (None before).
@@ -80,7 +101,6 @@ class StreamResponse(Iterator[StreamEvent]):
 
     def __init__(
         self,
-        client: Client,
         session: Session,
         *,
         model: ModelInfo,
@@ -88,27 +108,47 @@ class StreamResponse(Iterator[StreamEvent]):
         options: StreamOptions,
         policy: str,
         one_off: bool,
+        timeout: float | None,
+        observer: TurnObserver | None = None,
     ) -> None:
-        self._client = client
-        self._session = session
-        self._model = model
-        self._request = request
-        self._options = options
-        self._policy = policy
-        self._one_off = one_off
-        self._aborted = threading.Event()
-        self._current: Any = None  # the transport's event iterator in use
-        self._turn_open = False
-        self._output = False
-        self.transport: str | None = None
-        self.response_id: str | None = None
-        self.request_id: str | None = None
-        self.attempts: list[str] = []
-        self.final: Done | Error | None = None
-        self._events: Generator[StreamEvent, None, None] = self._run()
+        # The turn lives in its own object, which does not point back here: a StreamResponse
+        # the caller drops is freed at once (not by the cycle collector), and its __del__ ends
+        # the turn.
+        self._turn = _Turn(
+            session,
+            model=model,
+            request=request,
+            options=options,
+            policy=policy,
+            one_off=one_off,
+            timeout=timeout,
+            observer=observer or _NO_OBSERVER,
+        )
+        self._events: Generator[StreamEvent, None, None] = self._turn.run()
+        self._turn.generator = weakref.ref(self._events)
 
     def __repr__(self) -> str:
-        return f"<StreamResponse model={self._model.id!r} transport={self.transport!r}>"
+        return f"<StreamResponse model={self._turn.model.id!r} transport={self.transport!r}>"
+
+    @property
+    def transport(self) -> str | None:
+        return self._turn.transport
+
+    @property
+    def response_id(self) -> str | None:
+        return self._turn.response_id
+
+    @property
+    def request_id(self) -> str | None:
+        return self._turn.request_id
+
+    @property
+    def attempts(self) -> list[str]:
+        return self._turn.attempts
+
+    @property
+    def final(self) -> Done | Error | None:
+        return self._turn.final
 
     # -- iteration -------------------------------------------------------------------------
 
@@ -142,16 +182,13 @@ class StreamResponse(Iterator[StreamEvent]):
                 yield event.delta
 
     def close(self) -> None:
-        """Abandon the turn if it has not ended; safe from any thread (a consumer blocked in
-        another thread gets an ``error`` event with reason ``"aborted"``). Idempotent."""
+        """Abandon the turn if it has not ended; safe from any thread, at any stage (waiting
+        for the session, connecting, waiting for headers or events): a consumer blocked in
+        another thread gets an ``error`` event with reason ``"aborted"`` at once. Idempotent."""
         try:
             self._events.close()
         except ValueError:  # the generator is running in another thread: wake it up
-            self._aborted.set()
-            current = self._current
-            if current is not None:
-                with contextlib.suppress(Exception):
-                    current.close()
+            self._turn.abort()
 
     def __enter__(self) -> StreamResponse:
         return self
@@ -159,39 +196,104 @@ class StreamResponse(Iterator[StreamEvent]):
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    # -- the turn --------------------------------------------------------------------------
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):
+            self.close()
 
-    def _run(self) -> Generator[StreamEvent, None, None]:
-        session = self._session
-        session.begin_turn()
-        self._turn_open = True
+
+class _Turn:
+    """One turn's state and logic: the pure retry/fallback policy (:meth:`_decide`) driving
+    the session's transports through the :class:`~openai_ws.transports.base.Transport` seam."""
+
+    def __init__(
+        self,
+        session: Session,
+        *,
+        model: ModelInfo,
+        request: JSONDict,
+        options: StreamOptions,
+        policy: str,
+        one_off: bool,
+        timeout: float | None,
+        observer: TurnObserver,
+    ) -> None:
+        self.session = session
+        self.model = model
+        self.request = request
+        self.options = options
+        self.policy = policy
+        self.one_off = one_off
+        self.timeout = timeout
+        self.observer = observer
+        self.deadline = Deadline(timeout)  # restarted when the turn starts running
+        self.output = False  # some output reached the caller: never replay
+        self.open = False
+        self.transport: str | None = None
+        self.response_id: str | None = None
+        self.request_id: str | None = None
+        self.attempts: list[str] = []
+        self.final: Done | Error | None = None
+        self.generator: weakref.ref[Generator[StreamEvent, None, None]] | None = None
+
+    def abort(self) -> None:
+        """Cut the turn short from another thread (wakes every wait)."""
+        self.deadline.cancel()
+
+    # -- running ---------------------------------------------------------------------------
+
+    def run(self) -> Generator[StreamEvent, None, None]:
+        session = self.session
+        self.deadline.restart()  # the budget starts when the caller starts reading
+        try:
+            session.begin_turn(self.deadline, self.abort_here)
+        except OpenAIWSError as exc:  # iterating never raises: the turn ends with error
+            self.final = MessageBuilder(self.model).fail(exc, aborted=self.deadline.cancelled)
+            self._report("turn_ended", self.final)
+            yield self.final
+            return
+        self.open = True
         try:
             for event in self._attempts():
                 if isinstance(event, (Done, Error)):
                     self.final = event
+                    self._report("turn_ended", event)
                     self._end_turn(success=isinstance(event, Done))
                 yield event
         finally:
-            if self._turn_open:  # left before the end: abandon
+            if self.open:  # left before the end: abandon
                 self._end_turn(success=False)
 
+    def abort_here(self) -> None:
+        """Abandon the turn from the thread that owns it (the session's next turn does, when
+        this one was left open in the same thread): its generator is closed, so it can never
+        touch the session again."""
+        generator = self.generator() if self.generator is not None else None
+        if generator is not None:
+            with contextlib.suppress(ValueError):  # ValueError: running (not in this thread)
+                generator.close()
+        self.deadline.cancel()
+        self._end_turn(success=False)
+
     def _end_turn(self, *, success: bool) -> None:
-        if not self._turn_open:
+        if not self.open:
             return
-        self._turn_open = False
-        current, self._current = self._current, None
-        if current is not None:
-            with contextlib.suppress(Exception):
-                current.close()
-        session = self._session
+        self.open = False
+        session = self.session
         if not success:
+            self.deadline.cancel()  # closes the response stream in flight, if any
             session.forget()
         session.end_turn()
-        if self._one_off:
+        if self.one_off:
             session.close()
 
+    def _report(self, what: str, *args: Any, **kwargs: Any) -> None:
+        try:
+            getattr(self.observer, what)(*args, **kwargs)
+        except Exception:
+            logger.exception("openai_ws: a turn observer failed in %s", what)
+
     def _payload(self, body: JSONDict) -> JSONDict:
-        hook = self._options.on_payload
+        hook = self.options.on_payload
         if hook is None:
             return body
         replaced = hook(dict(body))
@@ -201,77 +303,83 @@ class StreamResponse(Iterator[StreamEvent]):
             raise TypeError(f"on_payload must return a dict or None, got {type(replaced).__name__}")
         return replaced
 
-    def _timeout(self) -> float | None:
-        return self._options.timeout if self._options.timeout is not None else self._client.timeout
-
-    def _open(self, use_http: bool, full: bool) -> Any:
-        """Send the request over one transport and return its event iterator."""
-        session, request = self._session, self._request
-        timeout = self._timeout()
-        if use_http:
-            plan = session.plan(request, "sse")
-            body = request if full else plan.payload
-            return self._client._http().create(
-                self._payload(body),
-                timeout=(self._client.connect_timeout, timeout),
-                headers=dict(self._options.headers) if self._options.headers else None,
-            )
-        connection = session.connection()
-        connection.ensure_connected()
+    def _open(self, kind: str, full: bool, retry_reason: str | None) -> ResponseStream:
+        """Send the request over one transport and return its response stream."""
+        session, request, deadline = self.session, self.request, self.deadline
+        transport = session.transport(kind)
+        transport.prepare(deadline)
         if (
-            self._options.warm_up
+            kind == "websocket"
+            and self.options.warm_up
             and not full
-            and connection.previous_response_id is None
+            and transport.cached_response_id is None
             and session.chain.response_id is None
         ):
-            warm = {k: v for k, v in request.items() if k != "input"}
-            warm_id = connection.warm_up(**warm, timeout=timeout or 30.0)
-            session.remember_warm_up({**warm, "input": [], "generate": False}, warm_id)
-        plan = session.plan(request, "websocket", connection)
+            wait = deadline.limit(None)
+            session.warm_up(request, timeout=wait if wait is not None else 30.0)
+        plan = session.plan(request, transport)
         body = request if full else plan.payload
-        return connection.create(self._payload(body), timeout=timeout)
+        self._report("attempt_started", kind, full=body is request, retry_reason=retry_reason)
+        headers = dict(self.options.headers) if self.options.headers else None
+        stream = transport.open(self._payload(body), deadline, headers=headers)
+        items = body.get("input")
+        self._report(
+            "request_sent",
+            stream,
+            input_items=len(items) if isinstance(items, list) else 0,
+            full=body is request,
+        )
+        return stream
 
     def _attempts(self) -> Iterator[StreamEvent]:
-        session = self._session
-        policy = self._policy
+        session = self.session
+        policy = self.policy
         use_http = policy == "sse" or (policy == "auto" and session.in_cooldown)
         full = False
         tried: set[str] = set()
         started = False
+        retry_reason: str | None = None
+        tools = self.request.get("tools")
         while True:
             name = "sse" if use_http else "websocket"
             self.transport = name
-            builder = MessageBuilder(self._model)
+            builder = MessageBuilder(self.model, tools=tools)
             failure: OpenAIWSError | None = None
+            stream: ResponseStream | None = None
             try:
-                stream = self._open(use_http, full)
+                stream = self._open(name, full, retry_reason)
             except OpenAIWSError as exc:
                 failure = exc
             else:
-                self._current = stream
                 try:
                     for server_event in stream:
-                        if self.response_id is None:
-                            self.response_id = getattr(stream, "response_id", None)
-                        self.request_id = getattr(stream, "request_id", None)
                         if not started:
                             started = True
                             yield builder.start(server_event)
                         for event in builder.feed(server_event):
-                            if isinstance(event, Error) and not self._output:
+                            if isinstance(event, Error) and not self.output:
                                 failure = event.exception  # maybe retried below
                                 break
                             if isinstance(event, Done):
+                                self._note(stream)
                                 self.attempts.append(f"{name}: done")
+                                self._report("attempt_ended", name, "done", stream)
                                 self.response_id = builder.response_id
-                                session.remember(self._request, builder.accumulator.response, name)
+                                session.remember(self.request, builder.accumulator.response)
                                 yield event
                                 return
                             if isinstance(event, Error):
-                                self.attempts.append(f"{name}: {type(event.exception).__name__}")
+                                self._note(stream)
+                                outcome = type(event.exception).__name__
+                                self.attempts.append(f"{name}: {outcome}")
+                                self._report("attempt_ended", name, outcome, stream)
                                 yield event
                                 return
-                            self._output = True
+                            if not self.output:
+                                self.output = True
+                                self._note(stream)
+                                if not isinstance(event, Start):
+                                    self._report("first_content")
                             yield event
                         if failure is not None:
                             break
@@ -280,27 +388,37 @@ class StreamResponse(Iterator[StreamEvent]):
                 except OpenAIWSError as exc:
                     failure = exc
                 except Exception as exc:
-                    if not self._aborted.is_set():
+                    if not self.deadline.cancelled:
                         raise
+                    # close() from another thread can break a read in odd ways
                     failure = ConnectionClosed(f"closed by the caller ({type(exc).__name__})")
                 finally:
-                    with contextlib.suppress(Exception):
-                        stream.close()
-                    self._current = None
-            assert failure is not None
-            self.attempts.append(f"{name}: {type(failure).__name__}")
+                    stream.close()
+                self._note(stream)
+            outcome = type(failure).__name__
+            self.attempts.append(f"{name}: {outcome}")
+            self._report("attempt_ended", name, outcome, stream)
             session.forget()  # whatever happens next, the chain is broken
-            if self._aborted.is_set():
+            if self.deadline.cancelled:
                 yield builder.fail(failure, aborted=True)
                 return
-            if self._output:
+            if self.output:
                 yield builder.fail(failure)  # output reached the caller: never replay
                 return
             action = self._decide(failure, name, tried)
+            if action != "fail" and self.deadline.expired():
+                action = "fail"  # the turn's budget is spent: no retry, no fallback
+                if not isinstance(failure, StreamTimeout):
+                    failure = StreamTimeout(
+                        f"the turn's timeout ({self.timeout:g}s) ran out ({outcome}: {failure})",
+                        timeout=self.timeout,
+                        phase="turn",
+                    )
             if action == "fail":
                 yield builder.fail(failure)
                 return
             full = True  # a failed turn evicts the cache: the retry sends everything
+            retry_reason = outcome
             if action == "http":
                 if not use_http:
                     self._fall_back(failure)
@@ -309,15 +427,27 @@ class StreamResponse(Iterator[StreamEvent]):
                 session.drop_connection()
             if isinstance(failure, RateLimitError):
                 wait = failure.retry_after if failure.retry_after is not None else 1.0
-                if self._aborted.wait(wait):
+                left = self.deadline.remaining()
+                if left is not None and wait > left:
+                    yield builder.fail(failure)  # waiting would outlast the turn's timeout
+                    return
+                if self.deadline.sleep(wait):
                     yield builder.fail(failure, aborted=True)
                     return
+
+    def _note(self, stream: ResponseStream | None) -> None:
+        """Take what the transport learned about the response."""
+        if stream is None:
+            return
+        if self.response_id is None:
+            self.response_id = stream.response_id
+        self.request_id = stream.request_id
 
     def _decide(self, failure: OpenAIWSError, transport: str, tried: set[str]) -> _Action:
         """What to do after *failure*, which came before any output; *tried* remembers which
         one-time remedies were used."""
         websocket = transport == "websocket"
-        give_up: _Action = "http" if self._policy == "auto" and websocket else "fail"
+        give_up: _Action = "http" if self.policy == "auto" and websocket else "fail"
 
         def once(kind: str, action: _Action) -> _Action:
             if kind in tried:
@@ -337,10 +467,17 @@ class StreamResponse(Iterator[StreamEvent]):
             return "fail"  # another transport would be limited just the same
         if isinstance(failure, APIError):
             if not failure.retryable:
-                return "fail"
+                return "fail"  # includes a handshake refused for the key: HTTP has the same key
             return once(f"{transport} retry", "fresh_socket" if websocket else "retry")
         if websocket and isinstance(failure, ConnectError):
             return give_up  # no WebSocket here, or none reachable: HTTP at once
+        if (
+            websocket
+            and self.policy == "auto"
+            and isinstance(failure, StreamTimeout)
+            and failure.phase == "first_event"
+        ):
+            return "http"  # a socket that upgraded and then says nothing: HTTP, not a second
         if (
             isinstance(failure, (ConnectionClosed, StreamTimeout, ConnectError))
             and failure.retryable
@@ -349,7 +486,7 @@ class StreamResponse(Iterator[StreamEvent]):
         return give_up  # a protocol error, a final close code, a TLS failure...
 
     def _fall_back(self, failure: OpenAIWSError) -> None:
-        session = self._session
+        session = self.session
         session.use_http_for_a_while()
         session.drop_connection()
         logger.warning(

@@ -24,10 +24,12 @@ from openai_ws import (
 )
 from openai_ws.events import Done, Error, Start, StreamEvent, TextDelta, ToolCallEnd
 from openai_ws.exceptions import (
+    AuthenticationError,
     ConnectError,
     ConnectionClosed,
     ContextLengthExceeded,
     RateLimitError,
+    StreamTimeout,
 )
 from openai_ws.testing import (
     BadFrame,
@@ -42,7 +44,7 @@ from openai_ws.testing import (
     Stall,
     Text,
 )
-from tests.conftest import wait_for
+from tests.conftest import TIME_FACTOR, wait_for
 
 KEY = "sk-test-stream-0123456789abcdef"
 FAST = LatencyModel.instant()
@@ -288,7 +290,22 @@ def test_rate_limit_waits_and_retries_once(server: FakeResponsesServer, client: 
 # -- fallback rules (auto) ----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("status", [426, 401, 500])
+@pytest.mark.parametrize("status", [401, 403])
+def test_a_handshake_refused_for_the_key_does_not_fall_back(
+    server: FakeResponsesServer, client: Client, status: int
+) -> None:
+    server.inject(RefuseUpgrade(status, message="key revoked"))
+    events, stream = run(client, ctx(), session_id="s")
+    final = events[-1]
+    assert isinstance(final, Error)
+    assert isinstance(final.exception, AuthenticationError)
+    assert final.exception.status_code == status
+    assert final.exception.message == "key revoked"
+    assert stream.attempts == ["websocket: AuthenticationError"]
+    assert [r.transport for r in server.requests] == []  # HTTP never tried with that key
+
+
+@pytest.mark.parametrize("status", [426, 500])
 def test_refused_upgrade_falls_back_to_http_at_once(
     server: FakeResponsesServer, client: Client, status: int, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -409,13 +426,44 @@ def test_after_a_final_close_in_websocket_mode_the_next_turn_opens_a_new_socket(
     assert server.stats.handshakes == 2
 
 
-def test_first_event_timeout_retries_then_falls_back(
-    server: FakeResponsesServer, client: Client
+def test_a_silent_socket_goes_to_http_at_once_after_the_first_event_timeout(
+    server: FakeResponsesServer,
 ) -> None:
-    server.inject(Stall(30), transport="websocket", times=2)
-    events, stream = run(client, ctx(), options=StreamOptions(timeout=0.2))
+    server.inject(Stall(30), transport="websocket", times=None)
+    with Client(api_key=KEY, base_url=server.http_base_url, first_event_timeout=0.3) as client:
+        started = time.monotonic()
+        events, stream = run(client, ctx())
+        elapsed = time.monotonic() - started
     assert isinstance(events[-1], Done)
-    assert stream.attempts == ["websocket: StreamTimeout", "websocket: StreamTimeout", "sse: done"]
+    assert stream.attempts == ["websocket: StreamTimeout", "sse: done"]
+    assert elapsed < 0.3 + 2 * TIME_FACTOR  # one silent attempt, not a second one
+
+
+def test_in_websocket_mode_a_silent_socket_is_retried_once_within_the_budget(
+    server: FakeResponsesServer,
+) -> None:
+    server.inject(Stall(30), transport="websocket", times=1)
+    with Client(api_key=KEY, base_url=server.http_base_url, first_event_timeout=0.3) as client:
+        events, stream = run(client, ctx(), transport="websocket")
+    assert isinstance(events[-1], Done)
+    assert stream.attempts == ["websocket: StreamTimeout", "websocket: done"]
+
+
+@pytest.mark.parametrize("mode", ["auto", "websocket", "sse"])
+def test_timeout_bounds_the_whole_turn_retries_and_fallback_included(
+    server: FakeResponsesServer, mode: str
+) -> None:
+    server.inject(Stall(30), times=None)  # every attempt, on both transports, stalls
+    timeout = 1.0
+    with Client(api_key=KEY, base_url=server.http_base_url, timeout=timeout) as client:
+        started = time.monotonic()
+        events, stream = run(client, ctx(), transport=mode)
+        elapsed = time.monotonic() - started
+    final = events[-1]
+    assert isinstance(final, Error)
+    assert isinstance(final.exception, StreamTimeout)
+    assert elapsed < timeout + 1.0 * TIME_FACTOR
+    assert len(stream.attempts) >= 1
 
 
 def test_after_output_nothing_is_replayed(server: FakeResponsesServer, client: Client) -> None:

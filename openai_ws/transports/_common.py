@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import threading
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, TypeAlias
 
 import attrs
 
@@ -15,8 +17,12 @@ from .._redact import register_secret
 from ..exceptions import APIError, ConfigurationError, api_error_from_fields
 from ..protocol import parse_retry_after, retry_after_from_headers
 
+#: An API key, or a function returning it (called again for every connection or request).
+KeySource: TypeAlias = "str | Callable[[], str | None] | None"
+
 __all__ = [
     "Deadline",
+    "KeySource",
     "ProxySettings",
     "api_error_from_response",
     "auth_headers",
@@ -26,12 +32,30 @@ __all__ = [
 
 
 class Deadline:
-    """A point in time after which waiting has to stop; ``None`` means never."""
+    """How long a wait that spans several steps may still last, and a way to cut it short.
 
-    __slots__ = ("_end",)
+    One ``Deadline`` is made per turn and handed down to every step that waits (connecting,
+    backoff sleeps, waiting for response headers, for the first event, for the next one), so a
+    retry or a fallback is paid out of the same budget instead of getting a fresh one.
+    :meth:`restart` gives the budget back after progress (an event arrived). :meth:`cancel`,
+    safe from any thread, wakes every wait that registered with :meth:`on_cancel` or sleeps in
+    :meth:`sleep`.
 
-    def __init__(self, seconds: float | None) -> None:
+    Args:
+        seconds: the budget; None means no limit (cancellation still works).
+    """
+
+    __slots__ = ("_callbacks", "_end", "_event", "_lock", "seconds")
+
+    def __init__(self, seconds: float | None = None) -> None:
+        self.seconds = seconds
         self._end = None if seconds is None else time.monotonic() + seconds
+        self._event = threading.Event()
+        self._lock = threading.Lock()
+        self._callbacks: list[Callable[[], object]] = []
+
+    def __repr__(self) -> str:
+        return f"<Deadline remaining={self.remaining()!r} cancelled={self.cancelled}>"
 
     def remaining(self) -> float | None:
         """Seconds left (never negative), or None for no deadline."""
@@ -41,6 +65,58 @@ class Deadline:
 
     def expired(self) -> bool:
         return self._end is not None and time.monotonic() >= self._end
+
+    def limit(self, seconds: float | None) -> float | None:
+        """The shorter of *seconds* and what is left (None when neither limits)."""
+        left = self.remaining()
+        if seconds is None:
+            return left
+        return seconds if left is None or seconds < left else left
+
+    def restart(self) -> None:
+        """Give the whole budget back (call it when progress was made)."""
+        if self.seconds is not None:
+            self._end = time.monotonic() + self.seconds
+
+    # -- cancellation ----------------------------------------------------------------------
+
+    @property
+    def cancelled(self) -> bool:
+        return self._event.is_set()
+
+    def cancel(self) -> None:
+        """Cut every wait short, now and later. Idempotent; safe from any thread."""
+        with self._lock:
+            if self._event.is_set():
+                return
+            self._event.set()
+            callbacks, self._callbacks = self._callbacks, []
+        for callback in callbacks:
+            with contextlib.suppress(Exception):
+                callback()
+
+    def on_cancel(self, callback: Callable[[], object]) -> Callable[[], None]:
+        """Run *callback* when :meth:`cancel` is called (at once if it was). Returns a function
+        that unregisters it."""
+        with self._lock:
+            if not self._event.is_set():
+                self._callbacks.append(callback)
+                registered = True
+            else:
+                registered = False
+        if not registered:
+            callback()
+
+        def unregister() -> None:
+            with self._lock, contextlib.suppress(ValueError):
+                self._callbacks.remove(callback)
+
+        return unregister
+
+    def sleep(self, seconds: float) -> bool:
+        """Wait *seconds* (no longer than what is left); True if cancelled meanwhile."""
+        wait = self.limit(seconds)
+        return self._event.wait(wait if wait is not None else seconds)
 
 
 def auth_headers(

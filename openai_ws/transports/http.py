@@ -13,7 +13,7 @@ import json
 import logging
 import socket
 import urllib.parse
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 import requests
@@ -30,7 +30,8 @@ from ..exceptions import (
 )
 from ..protocol import ServerEvent, parse_server_event
 from ..sse import SSEDecoder
-from ._common import api_error_from_response, auth_headers
+from ._common import Deadline, KeySource, api_error_from_response, auth_headers
+from .base import ResponseStream, Transport
 
 __all__ = ["HTTPResponseEvents", "SSETransport"]
 
@@ -83,13 +84,14 @@ def _timeouts(
     return float(value), float(value)
 
 
-class SSETransport:
+class SSETransport(Transport):
     """The Responses API over HTTP streaming.
 
     Args:
         base_url: the API base URL, e.g. ``https://api.openai.com/v1``; requests go to
             ``{base_url}/responses``.
-        api_key: sent as ``Authorization: Bearer <key>``.
+        api_key: sent as ``Authorization: Bearer <key>``; a function is called again for
+            every request, so a rotated key is used at once.
         session: a ``requests.Session`` to use (and not close); by default the transport makes
             its own, with a connection pool sized for many threads, and closes it in
             :meth:`close`.
@@ -108,7 +110,7 @@ class SSETransport:
         self,
         base_url: str,
         *,
-        api_key: str | None,
+        api_key: KeySource,
         session: requests.Session | None = None,
         timeout: float | tuple[float | None, float | None] | None = None,
         headers: Mapping[str, str] | Sequence[tuple[str, str]] = (),
@@ -123,7 +125,13 @@ class SSETransport:
             )
         self.base_url = base_url.rstrip("/")
         self.url = f"{self.base_url}/responses"
-        self._headers = auth_headers(api_key, headers, organization=organization, project=project)
+        self._key = api_key
+        self._headers = auth_headers(
+            api_key if isinstance(api_key, str) else None,
+            headers,
+            organization=organization,
+            project=project,
+        )
         self._headers.setdefault("Accept", "text/event-stream")
         self._headers.setdefault("Content-Type", "application/json")
         self.timeout = _timeouts(timeout)
@@ -136,8 +144,23 @@ class SSETransport:
             session.mount("http://", adapter)
         self.session = session
 
+    kind = "sse"
+
     def __repr__(self) -> str:
         return f"<SSETransport {self.url}>"
+
+    def open(
+        self,
+        payload: Mapping[str, Any],
+        deadline: Deadline,
+        *,
+        headers: Mapping[str, str] | None = None,
+    ) -> HTTPResponseEvents:
+        """:meth:`create` within the turn's *deadline* (see
+        :class:`~openai_ws.transports.base.Transport`)."""
+        connect, read = self.timeout
+        limits = (deadline.limit(connect), deadline.limit(read))
+        return self._post(payload, limits, headers, deadline)
 
     def create(
         self,
@@ -161,19 +184,30 @@ class SSETransport:
             ConnectionClosed: (while iterating) the body ended before the terminal event;
                 StreamTimeout: (while iterating) no data within the read timeout.
         """
+        limits = _timeouts(timeout) if timeout is not None else self.timeout
+        return self._post(payload, limits, headers, Deadline(None))
+
+    def _post(
+        self,
+        payload: Mapping[str, Any],
+        limits: tuple[float | None, float | None],
+        headers: Mapping[str, str] | None,
+        deadline: Deadline,
+    ) -> HTTPResponseEvents:
         if not isinstance(payload, Mapping):
             raise TypeError(f"payload must be a mapping, got {type(payload).__name__}")
         body = {k: v for k, v in payload.items() if k != "type"}
         body["stream"] = True
         data = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
         request_headers = dict(self._headers)
+        if callable(self._key):
+            request_headers.update(auth_headers(self._key(), ()))
         if headers:
             request_headers.update(headers)
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug(
                 "http: POST %s %s", self.url, redact(data[:500].decode("utf-8", "replace"))
             )
-        limits = _timeouts(timeout) if timeout is not None else self.timeout
         try:
             response = self.session.post(
                 self.url,
@@ -215,7 +249,9 @@ class SSETransport:
             raise ProtocolError(
                 f"expected an event stream from {self.url}, got content type {kind or 'none'!r}"
             )
-        return HTTPResponseEvents(response, request_id, limits[1])
+        events = HTTPResponseEvents(response, request_id, limits[1], deadline)
+        events.bytes_sent = len(data)
+        return events
 
     def close(self) -> None:
         """Close the session and its pooled connections, if the transport made it.
@@ -225,6 +261,12 @@ class SSETransport:
                 _close_pools(adapter)
             self.session.close()
 
+    def discard(self) -> None:
+        """Forget the pooled connections without any I/O (in a forked child: the sockets are
+        the parent's too). The next request opens new ones."""
+        for adapter in list(self.session.adapters.values()):
+            _close_pools(adapter)  # closes this process's descriptors; the parent keeps its own
+
     def __enter__(self) -> SSETransport:
         return self
 
@@ -232,7 +274,7 @@ class SSETransport:
         self.close()
 
 
-class HTTPResponseEvents(Iterator[ServerEvent]):
+class HTTPResponseEvents(ResponseStream):
     """The events of one HTTP streaming response, ending with the terminal one.
 
     Closing it (or dropping it, or leaving a ``with`` block) closes the HTTP response, which
@@ -244,21 +286,24 @@ class HTTPResponseEvents(Iterator[ServerEvent]):
         terminal: the terminal event, once it arrived.
     """
 
+    transport = "sse"
+
     def __init__(
-        self, response: requests.Response, request_id: str | None, read_timeout: float | None
+        self,
+        response: requests.Response,
+        request_id: str | None,
+        read_timeout: float | None,
+        deadline: Deadline | None = None,
     ) -> None:
+        super().__init__(
+            deadline=deadline, first_event_timeout=read_timeout, idle_timeout=read_timeout
+        )
         self._response = response
         self._read_timeout = read_timeout
         self._decoder = SSEDecoder()
         self._chunks = response.iter_content(chunk_size=None)
         self._pending: list[Any] = []
-        self._done = False
         self.request_id = request_id
-        self.response_id: str | None = None
-        self.terminal: ServerEvent | None = None
-
-    def __iter__(self) -> HTTPResponseEvents:
-        return self
 
     def __next__(self) -> ServerEvent:
         if self._done:
@@ -276,6 +321,7 @@ class HTTPResponseEvents(Iterator[ServerEvent]):
                         code=None,
                         retryable=True,
                     ) from None
+                self.bytes_received += len(chunk)
                 self._pending = self._decoder.feed(chunk)
                 self._pending.reverse()
             message = self._pending.pop()
@@ -305,12 +351,8 @@ class HTTPResponseEvents(Iterator[ServerEvent]):
         except BaseException:
             self._end()
             raise
-        if self.response_id is None:
-            response = event.raw.get("response")
-            if isinstance(response, dict) and isinstance(response.get("id"), str):
-                self.response_id = response["id"]
+        self._arrived(event, waited=True)
         if event.is_terminal:
-            self.terminal = event
             self._drain()
             self._end()
         return event
@@ -338,6 +380,7 @@ class HTTPResponseEvents(Iterator[ServerEvent]):
 
     def _end(self) -> None:
         self._done = True
+        self._unregister()
         self._response.close()
 
     def close(self) -> None:
@@ -346,12 +389,6 @@ class HTTPResponseEvents(Iterator[ServerEvent]):
         if not self._done:
             _shut_down(self._response)
         self._end()
-
-    def __enter__(self) -> HTTPResponseEvents:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
 
     def __del__(self) -> None:
         if not self._done:

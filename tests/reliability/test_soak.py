@@ -119,9 +119,12 @@ KINDS: dict[str, tuple[tuple[str, ...], bool]] = {
 }
 
 #: Faults after which an error is right even though no output reached the caller: a forced
-#: transport that the fault rules out. In ``auto`` every fault before output must be recovered.
+#: transport that the fault rules out; a handshake refused for the key (HTTP would send the
+#: same key: an AuthenticationError, never a fallback); a stall longer than the turn's
+#: timeout, which bounds the whole turn, retries and fallback included. In ``auto`` every
+#: other fault before output must be recovered.
 FAILS_BEFORE_OUTPUT: dict[str, set[str]] = {
-    "auto": set(),
+    "auto": {"refuse_401", "stall"},
     "websocket": {
         "refuse_426",
         "refuse_401",
@@ -129,8 +132,9 @@ FAILS_BEFORE_OUTPUT: dict[str, set[str]] = {
         "close_1008",
         "non_json_frame",
         "binary_frame",
+        "stall",
     },
-    "sse": {"non_json_frame", "binary_frame"},
+    "sse": {"non_json_frame", "binary_frame", "stall"},
 }
 
 

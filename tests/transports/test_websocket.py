@@ -13,6 +13,7 @@ import trustme
 
 from openai_ws.exceptions import (
     APIError,
+    AuthenticationError,
     ConcurrencyError,
     ConfigurationError,
     ConnectError,
@@ -94,9 +95,7 @@ def test_handshake_sends_key_and_headers(server: FakeResponsesServer) -> None:
     assert conn.state is WebSocketState.CLOSED
 
 
-@pytest.mark.parametrize(
-    ("status", "retryable"), [(426, False), (401, False), (500, True), (429, True)]
-)
+@pytest.mark.parametrize(("status", "retryable"), [(426, False), (500, True), (429, True)])
 def test_refused_upgrade_is_a_connect_error(
     server: FakeResponsesServer, status: int, retryable: bool
 ) -> None:
@@ -113,10 +112,26 @@ def test_refused_upgrade_is_a_connect_error(
     conn.close()
 
 
+@pytest.mark.parametrize("status", [401, 403])
+def test_a_handshake_refused_for_the_key_is_an_authentication_error(
+    server: FakeResponsesServer, status: int
+) -> None:
+    server.inject(RefuseUpgrade(status, message="key revoked", headers={"x-why": "test"}))
+    conn = connection(server)
+    with pytest.raises(AuthenticationError) as info:
+        conn.connect()
+    error = info.value
+    assert error.status_code == status
+    assert error.message == "key revoked"  # the server's error body
+    assert error.headers["x-why"] == "test"
+    assert error.retryable is False
+    conn.close()
+
+
 def test_wrong_key_is_refused_and_not_shown(server: FakeResponsesServer) -> None:
     secret = "sk-wrong-key-abcdefghijklmnop"
     conn = WebSocketConnection(server.ws_url, api_key=secret)
-    with pytest.raises(ConnectError) as info:
+    with pytest.raises(AuthenticationError) as info:
         conn.connect()
     assert info.value.status_code == 401
     assert "Incorrect API key" in str(info.value)
@@ -501,7 +516,7 @@ def test_a_final_refusal_stops_reconnecting_at_once(server: FakeResponsesServer)
         server.inject(CloseSocket(after_events=0, code=1006))
         with pytest.raises(ConnectionClosed):
             list(conn.create(body()))
-        with pytest.raises(ConnectError) as info:
+        with pytest.raises(AuthenticationError) as info:
             conn.create(body())
         assert info.value.status_code == 401
         assert [h.status for h in server.handshakes] == [101, 401]
