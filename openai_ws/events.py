@@ -7,9 +7,12 @@ and a ``*_end`` (text, thinking, tool calls), then exactly one ``done`` or ``err
     thinking_start  thinking_delta...  thinking_end
     text_start      text_delta...      text_end
     toolcall_start  toolcall_delta...  toolcall_end
+    hosted_tool...                     (progress of a tool the API runs itself)
     done | error
 
-``content_index`` is the position of the piece in the final message's ``content``. Every event
+``content_index`` is the position of the piece in the final message's ``content`` (server
+items, such as a web search, hold a position too; a parallel wrapper call that the final message
+expands into several calls shifts the positions after it). Every event
 keeps the server event it came from as ``.raw`` (None for events the SDK makes itself).
 ``partial`` is the message as it stood when the event was made; it is built when read (the
 stream only records lengths), so reading it is optional and costs nothing otherwise.
