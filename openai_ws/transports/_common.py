@@ -26,6 +26,7 @@ __all__ = [
     "ProxySettings",
     "api_error_from_response",
     "auth_headers",
+    "error_body",
     "parse_retry_after",
     "resolve_proxy",
 ]
@@ -200,10 +201,9 @@ def resolve_proxy(url: str, proxy: str | bool | None) -> ProxySettings:
     return ProxySettings(target.hostname, target.port or 80, auth)
 
 
-def api_error_from_response(
-    status: int, headers: Mapping[str, str], body: bytes, *, fallback: str
-) -> APIError:
-    """The typed :class:`~openai_ws.exceptions.APIError` for an HTTP error response."""
+def error_body(body: bytes) -> tuple[Mapping[str, Any], str | None]:
+    """The ``error`` object of an error response's body (``{"error": {...}}``, a bare object,
+    or ``{"error": "text"}``), and its message; ``({}, None)`` when the body has none."""
     error: Mapping[str, Any] = {}
     try:
         decoded = json.loads(body) if body else None
@@ -216,9 +216,17 @@ def api_error_from_response(
         elif isinstance(inner, str):
             error = {"message": inner}
     message = error.get("message")
-    if not isinstance(message, str) or not message:
+    return error, message if isinstance(message, str) and message else None
+
+
+def api_error_from_response(
+    status: int, headers: Mapping[str, str], body: bytes, *, fallback: str
+) -> APIError:
+    """The typed :class:`~openai_ws.exceptions.APIError` for an HTTP error response."""
+    error, message = error_body(body)
+    if message is None:
         text = body.decode("utf-8", "replace").strip()[:200]
-        message = f"{fallback} (HTTP {status})" + (f": {text}" if text and not decoded else "")
+        message = f"{fallback} (HTTP {status})" + (f": {text}" if text and not error else "")
     retry_after = retry_after_from_headers(headers)
 
     def text_or_none(value: Any) -> str | None:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import json
 import logging
 import queue
 import socket
@@ -42,7 +41,7 @@ from ..exceptions import (
     TransportError,
 )
 from ..protocol import ServerEvent, parse_server_event
-from ._common import Deadline, ProxySettings, api_error_from_response
+from ._common import Deadline, ProxySettings, api_error_from_response, error_body
 
 __all__ = ["End", "Link", "open_link"]
 
@@ -647,15 +646,9 @@ def refused(url: str, status: int, headers: Any, body: Any) -> OpenAIWSError:
             request_id=error.request_id,
             headers=header_map,
         )
-    detail = ""
-    if raw:
-        try:
-            decoded = json.loads(raw)
-        except ValueError:
-            detail = raw.decode("utf-8", "replace").strip()[:200]
-        else:
-            error = decoded.get("error", decoded) if isinstance(decoded, dict) else {}
-            detail = str(error.get("message", "")) if isinstance(error, dict) else ""
+    fields, detail = error_body(raw)
+    if detail is None and not fields:
+        detail = raw.decode("utf-8", "replace").strip()[:200]
     message = f"the WebSocket handshake at {url} was refused with HTTP {status}"
     if status == 426:
         message += " (no WebSocket mode here)"
