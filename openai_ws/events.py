@@ -67,6 +67,8 @@ from .protocol import (
     ResponseCreated,
     ServerEvent,
     ToolCallProgress,
+    join_split_surrogates,
+    replace_lone_surrogates,
 )
 
 __all__ = [
@@ -317,6 +319,8 @@ class MessageBuilder:
         self._by_key: dict[tuple[Any, ...], int] = {}
         self._items: dict[int, dict[str, Any]] = {}
         self.finished: Done | Error | None = None
+        # part index -> the high surrogate ending its last delta, held for the next one
+        self._held: dict[int, str] = {}
 
     @property
     def response_id(self) -> str | None:
@@ -361,7 +365,10 @@ class MessageBuilder:
         """Fold one server event in; return the stream events it makes."""
         if self.finished is not None:
             return []
+        ignored = self.accumulator.ignored
         terminal = self.accumulator.feed(event)
+        if self.accumulator.ignored != ignored:
+            return []  # a repeated event (its sequence_number was seen): already translated
         if self._tools is None and isinstance(event, ResponseCreated):
             self._declared = declared_function_names(event.response.get("tools"))
         out: list[StreamEvent] = []
@@ -504,13 +511,21 @@ class MessageBuilder:
 
     def _on_text_delta(self, event: OutputTextDelta | RefusalDelta, out: list[StreamEvent]) -> None:
         index, part = self._text_part(event, out, refusal=isinstance(event, RefusalDelta))
-        part.append(event.delta)
+        delta = event.delta
+        # parsing leaves surrogates only at a delta's edges: the halves of a split pair
+        if self._held or (
+            delta and ("\udc00" <= delta[0] <= "\udfff" or "\ud800" <= delta[-1] <= "\udbff")
+        ):
+            delta = self._join(index, delta)
+            if not delta:
+                return
+        part.append(delta)
         out.append(
             TextDelta(
                 raw=event,
                 view=self._view(),
                 content_index=index,
-                delta=event.delta,
+                delta=delta,
                 phase=part.extra["phase"],
             )
         )
@@ -525,6 +540,7 @@ class MessageBuilder:
     ) -> None:
         if part.ended:
             return
+        self._flush_held(index, part, event, out)
         if text is not None and text != part.text():
             part.replace(text)  # the done text is authoritative
         part.ended = True
@@ -550,6 +566,7 @@ class MessageBuilder:
 
     def _on_summary_part(self, event: ReasoningSummaryPartAdded, out: list[StreamEvent]) -> None:
         index, part = self._thinking_part(event.output_index, event.item_id, event, out)
+        self._flush_held(index, part, event, out)
         if event.summary_index > 0 and part.length:
             part.append("\n\n")
             out.append(
@@ -560,10 +577,46 @@ class MessageBuilder:
         self, event: ReasoningSummaryTextDelta | ReasoningTextDelta, out: list[StreamEvent]
     ) -> None:
         index, part = self._thinking_part(event.output_index, event.item_id, event, out)
-        part.append(event.delta)
-        out.append(
-            ThinkingDelta(raw=event, view=self._view(), content_index=index, delta=event.delta)
-        )
+        delta = event.delta
+        if self._held or (
+            delta and ("\udc00" <= delta[0] <= "\udfff" or "\ud800" <= delta[-1] <= "\udbff")
+        ):
+            delta = self._join(index, delta)
+            if not delta:
+                return
+        part.append(delta)
+        out.append(ThinkingDelta(raw=event, view=self._view(), content_index=index, delta=delta))
+
+    def _join(self, index: int, delta: str) -> str:
+        """*delta* of part *index* with a surrogate pair split across deltas joined: a
+        trailing high surrogate waits for the next delta (see ``join_split_surrogates``)."""
+        text, hold = join_split_surrogates(self._held.pop(index, ""), delta)
+        if hold:
+            self._held[index] = hold
+        return text
+
+    def _flush_held(
+        self, index: int, part: _Part, event: ServerEvent, out: list[StreamEvent]
+    ) -> None:
+        """At the end of a text or thinking part: a high surrogate still held had no partner;
+        it goes out as U+FFFD."""
+        held = self._held.pop(index, None)
+        if held is None:
+            return
+        text = replace_lone_surrogates(held)
+        part.append(text)
+        if part.kind == "text":
+            out.append(
+                TextDelta(
+                    raw=event,
+                    view=self._view(),
+                    content_index=index,
+                    delta=text,
+                    phase=part.extra["phase"],
+                )
+            )
+        else:
+            out.append(ThinkingDelta(raw=event, view=self._view(), content_index=index, delta=text))
 
     def _on_summary_done(self, event: ReasoningSummaryTextDone, out: list[StreamEvent]) -> None:
         """Nothing to send: the item's done event carries every summary part."""
@@ -595,6 +648,7 @@ class MessageBuilder:
                     self._end_text(index, self.parts[index], event, out, None)
         elif kind == "reasoning":
             index, part = self._thinking_part(event.output_index, item.get("id"), event, out)
+            self._flush_held(index, part, event, out)
             final = reasoning_text(item)
             if final is not None and final != part.text():
                 part.replace(final)
@@ -636,6 +690,7 @@ class MessageBuilder:
             elif part.kind == "text":
                 self._end_text(index, part, event, out, None)
             elif part.kind == "thinking":
+                self._flush_held(index, part, event, out)
                 part.ended = True
                 out.append(
                     ThinkingEnd(

@@ -16,7 +16,10 @@ from __future__ import annotations
 import copy
 import email.utils
 import json
+import logging
 import math
+import re
+import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, Final
@@ -75,14 +78,127 @@ __all__ = [
     "ToolCallProgress",
     "UnknownEvent",
     "event_types",
+    "join_split_surrogates",
     "parse_retry_after",
     "parse_server_event",
+    "replace_lone_surrogates",
     "retry_after_from_headers",
 ]
 
 JSONDict = dict[str, Any]
 
 _MISSING: Final = object()
+
+logger = logging.getLogger("openai_ws")
+
+
+# -- lone surrogates ----------------------------------------------------------------------------
+#
+# JSON may escape a lone UTF-16 surrogate ("\ud800"); json.loads turns it into a str that no
+# UTF-8 encoder accepts, so one such character in a reply would make the NEXT request (which
+# replays the reply) raise UnicodeEncodeError. Parsing therefore replaces lone surrogates with
+# U+FFFD. One exception: a delta may end with the high half of a pair whose low half starts
+# the next delta (a server that cuts text by UTF-16 code units). Those halves are kept at the
+# edges of ``delta`` and joined by join_split_surrogates (MessageBuilder) and by the
+# accumulator when it joins its chunks.
+
+# the JSON escape of a surrogate (a pair's halves too: telling lone ones apart with lookarounds
+# makes the search many times slower on every frame, while pairs are rare enough to pay the walk)
+_SURROGATE_ESCAPE: Final = re.compile(r"\\u[dD][89a-fA-F]")
+_SURROGATE: Final = re.compile("[\ud800-\udfff]")
+_warn_lock = threading.Lock()
+_warned = False
+
+
+def _log_replaced() -> None:
+    """WARNING the first time in this process, DEBUG afterwards (a hostile or buggy server
+    could otherwise fill the log)."""
+    global _warned
+    with _warn_lock:
+        first, _warned = not _warned, True
+    if first:
+        logger.warning(
+            "the server sent text with a lone UTF-16 surrogate; replaced with U+FFFD "
+            "(logged once per process, later ones at DEBUG)"
+        )
+    else:
+        logger.debug("replaced a lone UTF-16 surrogate with U+FFFD")
+
+
+def replace_lone_surrogates(text: str) -> str:
+    """*text* with every surrogate pair joined into its character and every lone surrogate
+    replaced by U+FFFD, so that it encodes to UTF-8. Text without surrogates is returned as is.
+
+    The first replacement in a process is logged at WARNING on the ``openai_ws`` logger, the
+    later ones at DEBUG. Thread-safe.
+    """
+    if _SURROGATE.search(text) is None:
+        return text
+    fixed = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+    if "\ufffd" in fixed and fixed.count("\ufffd") != text.count("\ufffd"):
+        _log_replaced()
+    return fixed
+
+
+def join_split_surrogates(held: str, delta: str) -> tuple[str, str]:
+    """Join the halves of a surrogate pair split across two deltas of one text.
+
+    Args:
+        held: what the previous call returned to hold back ("" or one high surrogate).
+        delta: the next delta of the same text.
+
+    Returns:
+        ``(text, hold)``: the text to hand on now, free of surrogates (pairs joined, lone
+        halves replaced with U+FFFD), and a trailing high surrogate to hold until the next
+        delta ("" when none). At the text's end, pass a non-empty *hold* through
+        :func:`replace_lone_surrogates` (it becomes U+FFFD).
+    """
+    text = held + delta
+    hold = ""
+    if text and "\ud800" <= text[-1] <= "\udbff":
+        text, hold = text[:-1], text[-1]
+    return replace_lone_surrogates(text), hold
+
+
+def _clean_delta(text: str) -> str:
+    """A ``delta`` with its lone surrogates replaced, except the halves of a pair split with
+    the neighbouring deltas: a leading low surrogate and a trailing high one."""
+    head = tail = ""
+    if text and "\udc00" <= text[0] <= "\udfff":
+        head, text = text[0], text[1:]
+    if text and "\ud800" <= text[-1] <= "\udbff":
+        text, tail = text[:-1], text[-1]
+    return head + replace_lone_surrogates(text) + tail
+
+
+def _clean(value: Any) -> Any:
+    """*value* (decoded JSON) with lone surrogates replaced in every string, keys included;
+    containers are copied only where something changed."""
+    if isinstance(value, str):
+        return replace_lone_surrogates(value)
+    if isinstance(value, dict):
+        cleaned = {_clean(k): _clean(v) for k, v in value.items()}
+        same = len(cleaned) == len(value) and all(
+            k in value and value[k] is v for k, v in cleaned.items()
+        )
+        return value if same else cleaned
+    if isinstance(value, list):
+        items = [_clean(v) for v in value]
+        return value if all(a is b for a, b in zip(items, value, strict=True)) else items
+    return value
+
+
+def _clean_event(decoded: dict[str, Any]) -> dict[str, Any]:
+    """A decoded event with lone surrogates replaced (``delta`` keeps its split-pair halves);
+    the same dict when nothing changed."""
+    out: dict[str, Any] = {}
+    changed = False
+    for key, value in decoded.items():
+        new = _clean_delta(value) if key == "delta" and isinstance(value, str) else _clean(value)
+        new_key = _clean(key)
+        changed = changed or new is not value or new_key is not key
+        out[new_key] = new
+    return out if changed else decoded
 
 
 def _shown(value: Any) -> str:
@@ -781,14 +897,25 @@ def parse_server_event(data: Mapping[str, Any] | str | bytes | bytearray) -> Ser
             decoded = json.loads(text)
         except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
             raise ProtocolError(f"server event is not valid JSON: {_preview(data)}") from exc
+        # The cheap gate: in text decoded strictly from UTF-8 (as both transports and the
+        # bytes branch above) a surrogate can only come from a \uD800-\uDFFF escape. Looking
+        # for one character first is a memchr, far cheaper than a multi-character search.
+        suspect = "\\" in text and _SURROGATE_ESCAPE.search(text) is not None
     elif isinstance(data, Mapping) and not isinstance(data, dict):
         decoded = dict(data)
+        suspect = True
     else:
         decoded = data
+        suspect = True  # an object decoded elsewhere: its strings are not known to be clean
     if not isinstance(decoded, dict):
         raise ProtocolError(
             f"server event must be a JSON object, got {type(decoded).__name__}: {_preview(data)}"
         )
+    if suspect:
+        try:
+            decoded = _clean_event(decoded)
+        except RecursionError as exc:
+            raise ProtocolError(f"server event is nested too deeply: {_preview(data)}") from exc
     event_type = decoded.get("type")
     if not isinstance(event_type, str) or not event_type:
         raise ProtocolError(f"server event has no 'type': {_preview(data)}")
@@ -858,10 +985,13 @@ class ResponseAccumulator:
 
     Text is kept as chunk lists and joined when read, so a response of tens of thousands of
     deltas folds in linear time. ``*.done`` events and ``response.output_item.done`` are
-    authoritative: they replace what the deltas built. A repeated event (same
-    ``sequence_number`` as the one before) is ignored; a ``sequence_number`` that goes backwards
-    raises :class:`ProtocolError`. Events after the terminal one are ignored and counted in
-    :attr:`ignored`.
+    authoritative: they replace what the deltas built, and the terminal event's response is
+    the final word. A repeated event (a ``sequence_number`` already seen in this response) is
+    ignored and counted in :attr:`ignored`, as are events after the terminal one. An event
+    whose ``sequence_number`` is lower than one seen before but new is folded in where it
+    arrives. Neither is fatal: the first such anomaly of a response is logged at WARNING on the
+    ``openai_ws`` logger, the rest at DEBUG. Text pieces are joined with
+    :func:`replace_lone_surrogates`, so a surrogate pair split across two deltas is whole.
 
     Not thread-safe: one accumulator per response, fed by one thread.
     """
@@ -873,7 +1003,9 @@ class ResponseAccumulator:
         # (output_index, path...) -> text chunks not yet joined into the item
         self._chunks: dict[tuple[Any, ...], list[str]] = {}
         self._output_cache: list[JSONDict] | None = None
-        self._last_sequence: int | None = None
+        self._last_sequence = -1
+        self._seen_sequences: set[int] = set()
+        self._anomalies = 0
         self.terminal: TerminalState | None = None
         self.ignored = 0
         self.events = 0
@@ -965,31 +1097,43 @@ class ResponseAccumulator:
         Returns:
             The terminal state when *event* ended the response, else None.
 
-        Raises:
-            ProtocolError: the event's ``sequence_number`` is lower than the previous one's.
+        A repeated event (its ``sequence_number`` was seen before) is not folded in: it only
+        adds one to :attr:`ignored`. Never raises for out-of-order or repeated events.
         """
         if self.terminal is not None:
             self.ignored += 1
             return None
         sequence = event.sequence_number
         if sequence is not None:
-            last = self._last_sequence
-            if last is not None:
-                if sequence == last:
-                    self.ignored += 1
-                    return None
-                if sequence < last:
-                    raise ProtocolError(
-                        f"sequence_number went backwards ({sequence} after {last}) "
-                        f"at {event.type!r}"
-                    )
-            self._last_sequence = sequence
+            seen = self._seen_sequences
+            if sequence > self._last_sequence:  # the common case: in order
+                self._last_sequence = sequence
+            elif sequence in seen:
+                self.ignored += 1
+                self._anomaly("repeated", sequence, event)
+                return None
+            else:
+                self._anomaly("out of order", sequence, event)
+            seen.add(sequence)
         self.events += 1
         handler = self._handlers.get(type(event))
         if handler is not None:
             self._output_cache = None
             handler(event)
         return self.terminal
+
+    def _anomaly(self, what: str, sequence: int, event: ServerEvent) -> None:
+        self._anomalies += 1
+        logger.log(
+            logging.WARNING if self._anomalies == 1 else logging.DEBUG,
+            "%s sequence_number %d (after %d) at %r in response %s; %s",
+            what,
+            sequence,
+            self._last_sequence,
+            event.type,
+            self.response_id,
+            "ignored" if what == "repeated" else "folded in where it arrived",
+        )
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -1259,7 +1403,7 @@ class ResponseAccumulator:
         for key, chunks in self._chunks.items():
             if key[0] != index:
                 continue
-            text = "".join(chunks)
+            text = replace_lone_surrogates("".join(chunks))  # joins pairs split across deltas
             path = key[1:]
             if len(path) == 1:
                 item[path[0]] = text

@@ -432,3 +432,133 @@ def test_image_generation_progress_and_partial_images() -> None:
     final = events[-1]
     assert isinstance(final, Done)
     assert final.message.server_items[0].item["result"] == "BBBB"
+
+
+# -- what the server sends must not reach the caller broken (issue 11, points 8 and 9) -----------
+
+
+def raw_text_delta(delta_json: str, sequence: int) -> str:
+    """A text delta frame whose ``delta`` is the JSON string body *delta_json* (escapes kept)."""
+    return (
+        '{"type":"response.output_text.delta","item_id":"m","output_index":0,'
+        f'"content_index":0,"sequence_number":{sequence},"delta":"{delta_json}"}}'
+    )
+
+
+def numbered(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{**event, "sequence_number": n} for n, event in enumerate(events)]
+
+
+def test_a_surrogate_pair_split_across_deltas_is_joined_before_it_is_yielded() -> None:
+    builder = MessageBuilder("m")
+    head = numbered(text_turn([], {"type": "response.in_progress", "response": {"id": "r"}}))[:3]
+    out: list[StreamEvent] = []
+    for data in head:
+        out += builder.feed(parse_server_event(data))
+    first = builder.feed(parse_server_event(raw_text_delta(r"smile \ud83d", 3)))
+    second = builder.feed(parse_server_event(raw_text_delta(r"\ude00!", 4)))
+    deltas = [e.delta for e in first + second if isinstance(e, TextDelta)]
+    assert deltas == ["smile ", "\U0001f600!"]
+    for delta in deltas:
+        delta.encode("utf-8")
+
+
+def test_a_held_high_surrogate_without_partner_is_flushed_as_replacement_at_the_part_end() -> None:
+    builder = MessageBuilder("m")
+    stream = numbered(
+        text_turn(
+            [],
+            {
+                "type": "response.output_item.done",
+                "output_index": 0,
+                "item": {"id": "m", "type": "message", "role": "assistant", "content": []},
+            },
+        )
+    )
+    out: list[StreamEvent] = []
+    for data in stream[:3]:
+        out += builder.feed(parse_server_event(data))
+    out += builder.feed(parse_server_event(raw_text_delta(r"end \ud83d", 3)))
+    out += builder.feed(parse_server_event(stream[3] | {"sequence_number": 4}))
+    deltas = [e.delta for e in out if isinstance(e, TextDelta)]
+    assert deltas == ["end ", "\ufffd"]
+    ends = [e for e in out if isinstance(e, TextEnd)]
+    assert [e.content for e in ends] == ["end \ufffd"]
+
+
+def test_a_split_pair_in_thinking_is_joined() -> None:
+    builder = MessageBuilder("m")
+    out: list[StreamEvent] = []
+    for number, delta in enumerate([r"hm \ud83e", r"\udd14 ok"]):
+        out += builder.feed(
+            parse_server_event(
+                '{"type":"response.reasoning_summary_text.delta","item_id":"rs",'
+                f'"output_index":0,"summary_index":0,"sequence_number":{number},'
+                f'"delta":"{delta}"}}'
+            )
+        )
+    thinking = [e.delta for e in out if isinstance(e, ThinkingDelta)]
+    assert "".join(thinking) == "hm \U0001f914 ok"
+    assert all(not any("\ud800" <= c <= "\udfff" for c in d) for d in thinking)
+
+
+def test_a_repeated_event_is_not_yielded_twice() -> None:
+    delta = {
+        "type": "response.output_text.delta",
+        "item_id": "m",
+        "output_index": 0,
+        "content_index": 0,
+    }
+    completed = {
+        "type": "response.completed",
+        "response": {
+            "id": "r",
+            "status": "completed",
+            "output": [
+                {
+                    "type": "message",
+                    "id": "m",
+                    "role": "assistant",
+                    "content": [{"type": "output_text", "text": "ab", "annotations": []}],
+                }
+            ],
+        },
+    }
+    stream = numbered(text_turn([{**delta, "delta": "a"}, {**delta, "delta": "b"}], completed))
+    stream.insert(5, dict(stream[3]))  # "a" again, after "b": same sequence_number 3
+    stream.insert(4, dict(stream[3]))  # "a" again at once
+    events = translate(stream)
+    assert [e.delta for e in events if isinstance(e, TextDelta)] == ["a", "b"]
+    final = events[-1]
+    assert isinstance(final, Done)
+    assert final.message.text == "ab"
+
+
+def test_out_of_order_events_do_not_fail_the_turn_and_completed_has_the_final_word() -> None:
+    delta = {
+        "type": "response.output_text.delta",
+        "item_id": "m",
+        "output_index": 0,
+        "content_index": 0,
+    }
+    completed = {
+        "type": "response.completed",
+        "response": {
+            "id": "r",
+            "status": "completed",
+            "output": [
+                {
+                    "type": "message",
+                    "id": "m",
+                    "role": "assistant",
+                    "content": [{"type": "output_text", "text": "ab", "annotations": []}],
+                }
+            ],
+        },
+    }
+    stream = numbered(text_turn([{**delta, "delta": "a"}, {**delta, "delta": "b"}], completed))
+    stream[3], stream[4] = stream[4], stream[3]
+    events = translate(stream)
+    final = events[-1]
+    assert isinstance(final, Done)
+    assert final.message.text == "ab"

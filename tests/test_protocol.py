@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import email.utils
 import json
+import logging
 import time
 from typing import Any
 
@@ -685,12 +686,146 @@ def test_repeated_event_is_ignored_once() -> None:
     assert acc.ignored == 1
 
 
-def test_sequence_going_backwards_is_a_protocol_error() -> None:
+def test_sequence_going_backwards_is_logged_not_fatal(caplog: pytest.LogCaptureFixture) -> None:
+    events = text_stream(["a", "b"])
+    events[3], events[4] = events[4], events[3]  # sequence numbers 0, 1, 2, 4, 3
+    with caplog.at_level(logging.DEBUG, logger="openai_ws"):
+        acc = fold(events)
+    assert acc.output[0]["content"][0]["text"] == "ba"  # folded where it arrived
+    assert acc.ignored == 0
+    assert [r.levelno for r in caplog.records] == [logging.WARNING]
+    assert "out of order sequence_number 3 (after 4)" in caplog.text
+
+
+def test_an_event_repeated_later_is_ignored_and_completed_is_the_final_word(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    events = text_stream(["a", "b", "c"])
+    events += [copy.deepcopy(events[3]), copy.deepcopy(events[4])]  # seq 3 and 4 again, late
+    events.append(
+        {
+            "type": "response.completed",
+            "sequence_number": 6,
+            "response": {
+                "id": "r",
+                "status": "completed",
+                "output": [
+                    {
+                        "id": "msg_1",
+                        "type": "message",
+                        "role": "assistant",
+                        "status": "completed",
+                        "content": [{"type": "output_text", "text": "abc", "annotations": []}],
+                    }
+                ],
+            },
+        }
+    )
+    with caplog.at_level(logging.DEBUG, logger="openai_ws"):
+        acc = fold(events)
+    assert acc.ignored == 2
+    assert acc.output[0]["content"][0]["text"] == "abc"
+    assert acc.response["output"][0]["content"][0]["text"] == "abc"
+    assert acc.terminal is not None
+    assert acc.terminal.status == "completed"
+    # the first anomaly of a response at WARNING, the rest at DEBUG
+    assert [r.levelno for r in caplog.records] == [logging.WARNING, logging.DEBUG]
+
+
+def test_out_of_order_deltas_give_way_to_the_completed_response() -> None:
     events = text_stream(["a", "b"])
     events[3], events[4] = events[4], events[3]
-    acc = fold(events[:4])  # sequence numbers 0, 1, 2, 4
-    with pytest.raises(ProtocolError, match="went backwards"):
-        acc.feed(parse_server_event(events[4]))
+    events.append(
+        {
+            "type": "response.completed",
+            "sequence_number": 5,
+            "response": {
+                "id": "r",
+                "status": "completed",
+                "output": [
+                    {
+                        "type": "message",
+                        "role": "assistant",
+                        "content": [{"type": "output_text", "text": "ab", "annotations": []}],
+                    }
+                ],
+            },
+        }
+    )
+    acc = fold(events)
+    assert acc.response["output"][0]["content"][0]["text"] == "ab"
+
+
+# -- lone surrogates: nothing the server sends may make a later request unencodable ----------------
+
+
+def escaped_delta(delta_json: str, sequence: int = 1) -> str:
+    """A text delta frame whose ``delta`` is the JSON string body *delta_json* (escapes kept)."""
+    return (
+        '{"type":"response.output_text.delta","item_id":"msg_1","output_index":0,'
+        f'"content_index":0,"sequence_number":{sequence},"delta":"{delta_json}"}}'
+    )
+
+
+@pytest.mark.parametrize("as_bytes", [False, True], ids=["str", "bytes"])
+def test_a_lone_surrogate_is_replaced(as_bytes: bool, caplog: pytest.LogCaptureFixture) -> None:
+    frame = escaped_delta(r"a\ud800b\uDC00c")
+    with caplog.at_level(logging.DEBUG, logger="openai_ws"):
+        event = parse_server_event(frame.encode() if as_bytes else frame)
+    assert isinstance(event, OutputTextDelta)
+    assert event.delta == "a\ufffdb\ufffdc"
+    assert event.raw["delta"] == event.delta
+    event.delta.encode("utf-8")  # what the next request does with it
+    assert "lone UTF-16 surrogate" in caplog.text or "U+FFFD" in caplog.text
+
+
+def test_lone_surrogates_are_replaced_everywhere_in_the_event() -> None:
+    frame = (
+        '{"type":"response.completed","response":{"id":"r","status":"completed","output":'
+        '[{"type":"message","role":"assistant","content":[{"type":"output_text",'
+        '"text":"x\\ud83d","annotations":[{"title":"\\udfff"}]}]}],"metadata":{"k\\ud800":1}}}'
+    )
+    event = parse_server_event(frame)
+    json.dumps(event.raw, ensure_ascii=False).encode("utf-8")  # would raise before the fix
+    content = event.raw["response"]["output"][0]["content"][0]
+    assert content["text"] == "x\ufffd"
+    assert content["annotations"][0]["title"] == "\ufffd"
+    assert event.raw["response"]["metadata"] == {"k\ufffd": 1}
+
+
+def test_an_escaped_pair_and_ordinary_escapes_are_left_alone() -> None:
+    event = parse_server_event(escaped_delta(r"\ud83d\ude00 caf\u00e9 \\ud800"))
+    assert event.delta == "\U0001f600 caf\u00e9 \\ud800"  # the last is a literal backslash
+
+
+def test_a_decoded_object_is_cleaned_too() -> None:
+    data = {"type": "response.output_text.done", "text": "a\ud800", "item_id": "m"}
+    event = parse_server_event(data)
+    assert event.text == "a\ufffd"  # type: ignore[attr-defined]
+    assert data["text"] == "a\ud800"  # the caller's object is not changed
+
+
+def test_the_halves_of_a_split_pair_stay_at_the_edges_of_a_delta() -> None:
+    high = parse_server_event(escaped_delta(r"ab\ud83d", 3))
+    low = parse_server_event(escaped_delta(r"\ude00cd", 4))
+    assert high.delta == "ab\ud83d"  # type: ignore[attr-defined]
+    assert low.delta == "\ude00cd"  # type: ignore[attr-defined]
+    acc = fold(text_stream([]))
+    acc.feed(high)
+    acc.feed(low)
+    assert acc.output[0]["content"][0]["text"] == "ab\U0001f600cd"  # joined when read
+
+
+def test_join_split_surrogates() -> None:
+    assert protocol.join_split_surrogates("", "plain") == ("plain", "")
+    assert protocol.join_split_surrogates("", "ab\ud83d") == ("ab", "\ud83d")
+    assert protocol.join_split_surrogates("\ud83d", "\ude00!") == ("\U0001f600!", "")
+    assert protocol.join_split_surrogates("\ud83d", "x") == ("\ufffdx", "")  # no partner
+    assert protocol.join_split_surrogates("", "\ude00x") == ("\ufffdx", "")
+    assert protocol.join_split_surrogates("", "\ud83d") == ("", "\ud83d")
+    assert protocol.replace_lone_surrogates("\ud83d") == "\ufffd"
+    text = "no surrogates here"
+    assert protocol.replace_lone_surrogates(text) is text
 
 
 def test_deltas_without_added_events_still_fold() -> None:
