@@ -1,5 +1,6 @@
 """Tiny loopback servers for the cases the emulator does not cover: an HTTP CONNECT proxy, a
-server that accepts and never answers, and one that answers every request with fixed bytes."""
+server that accepts and never answers, one that answers every request with fixed bytes, and
+WebSocket servers whose bytes (or silence) are exactly scripted."""
 
 from __future__ import annotations
 
@@ -54,6 +55,11 @@ class _Listener:
             )
             self._threads.append(thread)
             thread.start()
+
+    @property
+    def accepted(self) -> int:
+        """How many connections were accepted so far."""
+        return len(self._clients)
 
     def handle(self, client: socket.socket) -> None:  # pragma: no cover - overridden
         raise NotImplementedError
@@ -196,3 +202,45 @@ class FrameScriptServer(_Listener):
                         )
                 for chunk in protocol.data_to_send():
                     client.sendall(chunk)
+
+
+class MuteWebSocketServer(_Listener):
+    """Upgrades every connection to WebSocket, then never sends another byte: no events, no
+    pongs. With *created*, the first request gets a ``response.created`` frame first (then the
+    silence of a connection that died without a FIN). What it receives after the upgrade is
+    read and dropped."""
+
+    def __init__(self, *, created: bool = False) -> None:
+        super().__init__()
+        self.created = created
+        self.pings = 0
+
+    def handle(self, client: socket.socket) -> None:
+        from websockets.frames import Frame, Opcode
+        from websockets.http11 import Request
+        from websockets.server import ServerProtocol
+
+        protocol = ServerProtocol()
+        with contextlib.suppress(OSError):
+            handshaken = False
+            answered = False
+            while data := client.recv(65536):
+                protocol.receive_data(data)
+                for event in protocol.events_received():
+                    if isinstance(event, Request) and not handshaken:
+                        protocol.send_response(protocol.accept(event))
+                        handshaken = True
+                        for chunk in protocol.data_to_send():
+                            client.sendall(chunk)
+                    elif isinstance(event, Frame) and event.opcode == Opcode.PING:
+                        self.pings += 1
+                    elif (
+                        isinstance(event, Frame)
+                        and event.opcode == Opcode.TEXT
+                        and self.created
+                        and not answered
+                    ):
+                        answered = True
+                        body = b'{"type":"response.created","response":{"id":"resp_mute"}}'
+                        client.sendall(Frame(Opcode.TEXT, body).serialize(mask=False))
+                protocol.data_to_send()  # pongs and the like are dropped: the peer is mute
