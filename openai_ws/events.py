@@ -326,11 +326,6 @@ class MessageBuilder:
     def response_id(self) -> str | None:
         return self.accumulator.response_id
 
-    @property
-    def has_output(self) -> bool:
-        """Whether any piece of the answer has started."""
-        return bool(self.parts)
-
     # -- partial messages ------------------------------------------------------------------
 
     def _snapshot(self) -> _Snapshot:

@@ -148,11 +148,14 @@ class ConnectionClosed(TransportError):
 
 
 class StreamTimeout(TransportError, TimeoutError):
-    """No event arrived before the first-event or idle deadline expired.
+    """No event arrived before a deadline expired: the first-event or idle timeout of a
+    response, or the turn's whole budget (``timeout``, which retries and fallbacks share).
 
     Attributes:
-        timeout: the deadline that expired, in seconds.
-        phase: ``"first_event"``, ``"idle"`` or ``"connect"``.
+        timeout: the limit that ran out, in seconds.
+        phase: where it ran out: ``"connect"`` (opening a socket), ``"first_event"``,
+            ``"idle"`` (between two events), or ``"turn"`` (the turn's budget was spent when a
+            retry or a fallback would have started).
     """
 
     def __init__(self, message: str, *, timeout: float | None = None, phase: str = "idle") -> None:
@@ -220,7 +223,7 @@ class APIError(OpenAIWSError):
     @property
     def retryable(self) -> bool:
         """Whether the same request may succeed later: 429 and 5xx, except exhausted quota."""
-        if self.code in _TERMINAL_CODES:
+        if self.code in _NOT_RETRYABLE_CODES:
             return False
         if self.code in ("rate_limit_exceeded", "server_error"):
             return True
@@ -263,7 +266,10 @@ class ConcurrencyError(OpenAIWSError, RuntimeError):
     """
 
 
-_TERMINAL_CODES = frozenset({"insufficient_quota", "invalid_api_key", "context_length_exceeded"})
+#: Codes whose errors no retry can cure, whatever their HTTP status.
+_NOT_RETRYABLE_CODES = frozenset(
+    {"insufficient_quota", "invalid_api_key", "context_length_exceeded"}
+)
 
 _BY_CODE: dict[str, type[APIError]] = {
     "invalid_api_key": AuthenticationError,

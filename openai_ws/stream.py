@@ -60,9 +60,8 @@ from .exceptions import (
 )
 from .messages import AssistantMessage, ModelInfo
 from .options import StreamOptions
-from .telemetry import TurnObserver
-from .transports._common import Deadline
-from .transports.base import ResponseStream
+from .telemetry import StatsObserver, TurnObserver, TurnStats
+from .transports.base import Deadline, ResponseStream
 
 if TYPE_CHECKING:
     from .sessions import Session
@@ -97,6 +96,7 @@ class StreamResponse(Iterator[StreamEvent]):
         attempts: every try, in order, as ``"websocket"``/``"sse"`` with what ended it
             (``"websocket: ConnectError"``, ``"sse: done"``...).
         final: the ``done`` or ``error`` event, once it arrived.
+        stats: what the turn cost (:class:`~openai_ws.TurnStats`), once it ended.
     """
 
     def __init__(
@@ -114,6 +114,9 @@ class StreamResponse(Iterator[StreamEvent]):
         # The turn lives in its own object, which does not point back here: a StreamResponse
         # the caller drops is freed at once (not by the cycle collector), and its __del__ ends
         # the turn.
+        if observer is None:
+            observer = StatsObserver(session, policy=policy)
+        self._observer = observer
         self._turn = _Turn(
             session,
             model=model,
@@ -122,9 +125,11 @@ class StreamResponse(Iterator[StreamEvent]):
             policy=policy,
             one_off=one_off,
             timeout=timeout,
-            observer=observer or _NO_OBSERVER,
+            observer=observer,
         )
         self._events: Generator[StreamEvent, None, None] = self._turn.run()
+        if isinstance(observer, StatsObserver):  # stats (and spans) from the first next()
+            self._events = observer.wrap(self._events)
         self._turn.generator = weakref.ref(self._events)
 
     def __repr__(self) -> str:
@@ -149,6 +154,11 @@ class StreamResponse(Iterator[StreamEvent]):
     @property
     def final(self) -> Done | Error | None:
         return self._turn.final
+
+    @property
+    def stats(self) -> TurnStats | None:
+        observer = self._observer
+        return observer.stats if isinstance(observer, StatsObserver) else None
 
     # -- iteration -------------------------------------------------------------------------
 
@@ -189,6 +199,9 @@ class StreamResponse(Iterator[StreamEvent]):
             self._events.close()
         except ValueError:  # the generator is running in another thread: wake it up
             self._turn.abort()
+        else:
+            if isinstance(self._observer, StatsObserver):
+                self._observer.finish()  # closed before it started: stats of nothing
 
     def __enter__(self) -> StreamResponse:
         return self
@@ -253,7 +266,7 @@ class _Turn:
             return
         self.open = True
         try:
-            for event in self._attempts():
+            for event in self._events_of_attempts():
                 if isinstance(event, (Done, Error)):
                     self.final = event
                     self._report("turn_ended", event)
@@ -319,7 +332,8 @@ class _Turn:
             session.warm_up(request, timeout=wait if wait is not None else 30.0)
         plan = session.plan(request, transport)
         body = request if full else plan.payload
-        self._report("attempt_started", kind, full=body is request, retry_reason=retry_reason)
+        chained = body.get("previous_response_id")
+        self._report("attempt_started", kind, full=chained is None, retry_reason=retry_reason)
         headers = dict(self.options.headers) if self.options.headers else None
         stream = transport.open(self._payload(body), deadline, headers=headers)
         items = body.get("input")
@@ -327,11 +341,13 @@ class _Turn:
             "request_sent",
             stream,
             input_items=len(items) if isinstance(items, list) else 0,
-            full=body is request,
+            full=chained is None,
+            previous_response_id=chained,
         )
         return stream
 
-    def _attempts(self) -> Iterator[StreamEvent]:
+    def _events_of_attempts(self) -> Iterator[StreamEvent]:
+        """The stream events of the turn: each attempt's, then the retry/fallback decision."""
         session = self.session
         policy = self.policy
         use_http = policy == "sse" or (policy == "auto" and session.in_cooldown)

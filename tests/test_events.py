@@ -230,7 +230,7 @@ def test_error_event_before_output() -> None:
     (final,) = out
     assert isinstance(final, Error)
     assert isinstance(final.exception, PreviousResponseNotFound)
-    assert not builder.has_output
+    assert builder.parts == []  # no piece of the answer started
     assert builder.feed(parse_server_event({"type": "response.created", "response": {}})) == []
 
 
