@@ -1407,3 +1407,29 @@ def test_websocket_error_event_reads_every_retry_after_form(headers: dict[str, s
     retry_after = event.to_exception().retry_after  # type: ignore[attr-defined]
     assert retry_after is not None
     assert 0.5 < retry_after <= 3.0
+
+
+@pytest.mark.parametrize("jump", [3, 100_000], ids=["small gap", "wide gap"])
+def test_numbers_skipped_by_a_jump_are_new_once_then_repeats(jump: int) -> None:
+    def delta(sequence: int, text: str) -> protocol.ServerEvent:
+        return parse_server_event(
+            {
+                "type": "response.output_text.delta",
+                "item_id": "msg_1",
+                "output_index": 0,
+                "content_index": 0,
+                "delta": text,
+                "sequence_number": sequence,
+            }
+        )
+
+    acc = fold(text_stream([]))  # sequence numbers 0, 1, 2
+    acc.feed(delta(2 + jump, "c"))  # skips 3 .. 2 + jump - 1
+    acc.feed(delta(3, "a"))  # late, new
+    acc.feed(delta(3, "a"))  # repeated
+    acc.feed(delta(1 + jump, "b"))  # late, new
+    acc.feed(delta(1, "x"))  # repeated: seen before the jump
+    acc.feed(delta(2 + jump, "c"))  # repeated: the highest
+    acc.feed(delta(-1, "!"))  # not a usable number: folded in, not checked
+    assert acc.output[0]["content"][0]["text"] == "cab!"
+    assert acc.ignored == 3
