@@ -970,9 +970,6 @@ class TerminalState:
         return self.status in ("completed", "incomplete")
 
 
-#: skipped sequence numbers kept one by one up to this many per jump, as a range beyond
-_MAX_GAP: Final = 4096
-
 _TEXT_PART: Final[JSONDict] = {"type": "output_text", "annotations": []}
 _REFUSAL: Final[JSONDict] = {"type": "refusal"}
 _SUMMARY: Final[JSONDict] = {"type": "summary_text"}
@@ -1006,14 +1003,11 @@ class ResponseAccumulator:
         # (output_index, path...) -> text chunks not yet joined into the item
         self._chunks: dict[tuple[Any, ...], list[str]] = {}
         self._output_cache: list[JSONDict] | None = None
-        # Sequence numbers: the highest seen, and the numbers below it not seen yet (a jump
-        # adds the numbers it skipped), so that in-order events, the common case, cost one
-        # comparison and no set operation. A jump wider than _MAX_GAP is kept as a range,
-        # with the numbers seen inside it.
+        # sequence numbers: the highest so far, and every one seen (memory in proportion to
+        # the events, like their text; remembering only the numbers a jump skipped would let
+        # a hostile server make it grow without bound)
         self._last_sequence = -1
-        self._gaps: set[int] = set()
-        self._wide_gaps: list[tuple[int, int]] = []
-        self._seen_in_wide_gaps: set[int] = set()
+        self._seen_sequences: set[int] = set()
         self._anomalies = 0
         self.terminal: TerminalState | None = None
         self.ignored = 0
@@ -1113,44 +1107,23 @@ class ResponseAccumulator:
             self.ignored += 1
             return None
         sequence = event.sequence_number
-        if sequence is not None:
-            last = self._last_sequence
-            if sequence == last + 1:  # the common case: the next one
+        if sequence is not None and sequence >= 0:
+            seen = self._seen_sequences
+            if sequence > self._last_sequence:  # the common case: in order
                 self._last_sequence = sequence
-            elif sequence > last:
-                self._skip(last + 1, sequence)
-                self._last_sequence = sequence
-            elif sequence >= 0:
-                if not self._first_time(sequence):
-                    self.ignored += 1
-                    self._anomaly("repeated", sequence, event)
-                    return None
+            elif sequence in seen:
+                self.ignored += 1
+                self._anomaly("repeated", sequence, event)
+                return None
+            else:
                 self._anomaly("out of order", sequence, event)
+            seen.add(sequence)
         self.events += 1
         handler = self._handlers.get(type(event))
         if handler is not None:
             self._output_cache = None
             handler(event)
         return self.terminal
-
-    def _skip(self, start: int, stop: int) -> None:
-        """Sequence numbers *start* to *stop* - 1 were skipped: they may still arrive."""
-        if stop - start <= _MAX_GAP:
-            self._gaps.update(range(start, stop))
-        else:
-            self._wide_gaps.append((start, stop))
-
-    def _first_time(self, sequence: int) -> bool:
-        """Whether *sequence*, lower than the highest seen, is new (and now seen)."""
-        if sequence in self._gaps:
-            self._gaps.discard(sequence)
-            return True
-        if sequence in self._seen_in_wide_gaps:
-            return False
-        if any(start <= sequence < stop for start, stop in self._wide_gaps):
-            self._seen_in_wide_gaps.add(sequence)
-            return True
-        return False
 
     def _anomaly(self, what: str, sequence: int, event: ServerEvent) -> None:
         self._anomalies += 1

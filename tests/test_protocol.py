@@ -1410,7 +1410,7 @@ def test_websocket_error_event_reads_every_retry_after_form(headers: dict[str, s
 
 
 @pytest.mark.parametrize("jump", [3, 100_000], ids=["small gap", "wide gap"])
-def test_numbers_skipped_by_a_jump_are_new_once_then_repeats(jump: int) -> None:
+def test_late_numbers_are_new_once_then_repeats(jump: int) -> None:
     def delta(sequence: int, text: str) -> protocol.ServerEvent:
         return parse_server_event(
             {
