@@ -884,7 +884,12 @@ def parse_server_event(data: Mapping[str, Any] | str | bytes | bytearray) -> Ser
 
     Returns:
         The typed event: a specific class for the types of PROTOCOL.md section 3, an
-        :class:`UnknownEvent` for any other type. ``.raw`` holds the whole object.
+        :class:`UnknownEvent` for any other type. ``.raw`` holds the whole object, with every
+        lone UTF-16 surrogate (escaped in the JSON) replaced by U+FFFD, except the halves of
+        a pair split across deltas, left at the edges of ``delta`` (see
+        :func:`join_split_surrogates`). A ``str`` frame is expected to be strictly decoded
+        UTF-8 (as the transports make it): raw surrogates in it are looked for only in an
+        already-decoded object. An object passed in is never changed (a copy is cleaned).
 
     Raises:
         ProtocolError: the text is not JSON, not a JSON object, has no string ``type``, or a
