@@ -47,7 +47,8 @@ class TurnObserver:
 
     def attempt_started(self, transport: str, *, full: bool, retry_reason: str | None) -> None:
         """An attempt is about to send over *transport*; *retry_reason* names what ended the
-        previous attempt (None for the first)."""
+        previous attempt (None for the first). An attempt that fails while connecting reports
+        only :meth:`attempt_ended`."""
 
     def request_sent(
         self,
@@ -128,6 +129,7 @@ class StatsObserver(TurnObserver):
         self._ttft: float | None = None
         self._transport: str | None = None
         self._attempts = 0
+        self._attempting = False  # between attempt_started and attempt_ended
         self._sent = 0
         self._received = 0
         self._items = 0
@@ -207,9 +209,10 @@ class StatsObserver(TurnObserver):
     def attempt_started(self, transport: str, *, full: bool, retry_reason: str | None) -> None:
         if self._started is None:
             self.begin()
-        if retry_reason is not None and transport == "sse" and self._transport == "websocket":
+        if retry_reason is not None and (self._transport, transport) == ("websocket", "sse"):
             self._fallback = retry_reason
         self._attempts += 1
+        self._attempting = True
         self._transport = transport
 
     def request_sent(
@@ -236,6 +239,10 @@ class StatsObserver(TurnObserver):
             self._ttft = time.perf_counter() - self._started
 
     def attempt_ended(self, transport: str, outcome: str, stream: ResponseStream | None) -> None:
+        if not self._attempting:  # it failed while connecting, before it could start
+            self._attempts += 1
+        self._attempting = False
+        self._transport = transport
         self._settle()
 
     def turn_ended(self, final: Done | Error) -> None:
