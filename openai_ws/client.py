@@ -23,7 +23,7 @@ from .options import StreamOptions, build_request
 from .sessions import Session, SessionConfig, freeze_headers
 from .stream import StreamResponse
 from .transports import SSETransport
-from .transports.base import Deadline
+from .transports._common import Deadline
 
 __all__ = ["DEFAULT_BASE_URL", "Client", "has_ws_session", "release_ws_session", "stream"]
 

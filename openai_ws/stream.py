@@ -61,7 +61,8 @@ from .exceptions import (
 from .messages import AssistantMessage, ModelInfo
 from .options import StreamOptions
 from .telemetry import StatsObserver, TurnObserver, TurnStats
-from .transports.base import Deadline, ResponseStream
+from .transports._common import Deadline
+from .transports.base import ResponseStream
 
 if TYPE_CHECKING:
     from .sessions import Session

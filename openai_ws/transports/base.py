@@ -23,7 +23,7 @@ from ..exceptions import StreamTimeout
 from ..protocol import ServerEvent
 from ._common import Deadline
 
-__all__ = ["Deadline", "ResponseStream", "Transport"]
+__all__ = ["ResponseStream", "Transport"]
 
 
 class ResponseStream(Iterator[ServerEvent], abc.ABC):
