@@ -28,6 +28,7 @@ __all__ = [
     "auth_headers",
     "error_body",
     "parse_retry_after",
+    "requests_proxies",
     "resolve_proxy",
 ]
 
@@ -199,6 +200,23 @@ def resolve_proxy(url: str, proxy: str | bool | None) -> ProxySettings:
             urllib.parse.unquote(target.password or ""),
         )
     return ProxySettings(target.hostname, target.port or 80, auth)
+
+
+def requests_proxies(proxy: str | bool | None) -> dict[str, str | None] | None:
+    """The ``proxies`` argument for requests that means *proxy* (see :func:`resolve_proxy`).
+
+    A URL: that proxy for ``http`` and ``https`` (requests tunnels ``https`` with CONNECT),
+    whatever the environment says. False (or ``""``): no proxy even if the environment names
+    one (requests drops the keys set to None after merging the environment's proxies in, so
+    they hide them; the rest of the environment still counts). None (or True): None, so that
+    requests follows the environment and the session as usual.
+    """
+    if proxy is None or proxy is True:
+        return None
+    if proxy is False or proxy == "":
+        return {"http": None, "https": None, "all": None}
+    url = proxy if "://" in proxy else f"http://{proxy}"
+    return {"http": url, "https": url}
 
 
 def error_body(body: bytes) -> tuple[Mapping[str, Any], str | None]:

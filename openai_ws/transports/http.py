@@ -1,19 +1,31 @@
 """HTTP streaming: ``POST /v1/responses`` with ``stream: true``, read as server-sent events.
 
-:class:`SSETransport` uses a ``requests.Session`` (its own, or yours), reads the body with
-``iter_content(chunk_size=None)`` into the core's :class:`~openai_ws.sse.SSEDecoder` (never
-``iter_lines()``, which splits a CRLF that straddles two chunks into a phantom blank line), and
-yields the same typed server events as WebSocket mode.
+:class:`SSETransport` uses a ``requests.Session`` (its own, or yours) to send the request and
+reads the body itself, from urllib3's response, in pieces as they arrive: chunk by chunk for a
+chunked body, one socket read at a time (``read1``) for a body delimited by the end of the
+connection or by ``Content-Length``. (``iter_content(chunk_size=None)`` would read a
+close-delimited body to its end before yielding anything, and ``iter_lines()`` splits a CRLF
+that straddles two chunks into a phantom blank line.) The bytes go to the core's
+:class:`~openai_ws.sse.SSEDecoder`, which yields the same typed server events as WebSocket mode.
+
+Every wait is bounded by the turn's :class:`~openai_ws.transports._common.Deadline`: the wait
+for the response headers, and each read of the body (the socket's timeout is set before each
+one). After the terminal event the stream returns it at once; the end of the body is read
+afterwards, for a few milliseconds at most, only so that the connection can go back to the
+pool.
 """
 
 from __future__ import annotations
 
 import contextlib
+import http.client
 import json
 import logging
+import os
 import socket
+import threading
 import urllib.parse
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Final
 
 import requests
@@ -30,7 +42,13 @@ from ..exceptions import (
 )
 from ..protocol import ServerEvent, parse_server_event
 from ..sse import SSEDecoder
-from ._common import Deadline, KeySource, api_error_from_response, auth_headers
+from ._common import (
+    Deadline,
+    KeySource,
+    api_error_from_response,
+    auth_headers,
+    requests_proxies,
+)
 from .base import ResponseStream, Transport
 
 __all__ = ["HTTPResponseEvents", "SSETransport"]
@@ -38,6 +56,12 @@ __all__ = ["HTTPResponseEvents", "SSETransport"]
 logger = logging.getLogger("openai_ws")
 
 _DEFAULT_TIMEOUT: Final = (10.0, 600.0)
+
+#: After the terminal event, how long the end of the body may take to arrive for the connection
+#: to go back to the pool (the caller already has the event; a body that lingers longer is cut).
+DRAIN_GRACE: Final = 0.01
+
+_UNSET: Final = object()
 
 
 def _shut_down(response: requests.Response) -> None:
@@ -47,22 +71,34 @@ def _shut_down(response: requests.Response) -> None:
     with contextlib.suppress(Exception):
         raw.shutdown()  # urllib3 2.3+
         return
-    connection = getattr(raw, "connection", None) or getattr(raw, "_connection", None)
-    sock = getattr(connection, "sock", None)
+    sock = _socket_of(raw)
     if sock is not None:
         with contextlib.suppress(OSError):
             sock.shutdown(socket.SHUT_RDWR)
 
 
-def _close_pools(adapter: object) -> None:
-    """Close an adapter's connection pools, and so their idle connections, now.
+def _socket_of(raw: Any) -> Any:
+    """The socket under urllib3's response *raw* (None once the connection was released)."""
+    connection = getattr(raw, "_connection", None) or getattr(raw, "connection", None)
+    return getattr(connection, "sock", None)
+
+
+def _managers(adapter: object) -> list[Any]:
+    managers = [getattr(adapter, "poolmanager", None)]
+    managers.extend(getattr(adapter, "proxy_manager", {}).values())
+    return [manager for manager in managers if manager is not None]
+
+
+def _close_pools(adapter: object, *, forget: bool = False) -> None:
+    """Close an adapter's connection pools, and so their idle connections, now (a socket's
+    ``close()``: no ``shutdown()``, no TLS ``close_notify``, so a forked parent that shares the
+    descriptor sees nothing).
 
     ``Session.close()`` alone is not enough: recent urllib3 releases only forget the pools
     there, and their connections stay open until the garbage collector finds the pool, which
-    an HTTP response still referenced by the caller keeps alive."""
-    managers = [getattr(adapter, "poolmanager", None)]
-    managers.extend(getattr(adapter, "proxy_manager", {}).values())
-    for manager in managers:
+    an HTTP response still referenced by the caller keeps alive. With *forget*, the managers
+    also drop the closed pools, so that the next request makes a new one."""
+    for manager in _managers(adapter):
         pools = getattr(manager, "pools", None)
         if pools is None:
             continue
@@ -71,6 +107,9 @@ def _close_pools(adapter: object) -> None:
             if pool is not None:
                 with contextlib.suppress(Exception):
                     pool.close()
+        if forget:
+            with contextlib.suppress(Exception):
+                pools.clear()
 
 
 def _timeouts(
@@ -96,15 +135,24 @@ class SSETransport(Transport):
             its own, with a connection pool sized for many threads, and closes it in
             :meth:`close`.
         timeout: ``(connect, read)`` seconds, or one number for both. *read* bounds the wait
-            for the response headers and for every chunk after them (the idle timeout).
+            for the response headers and for every read of the body after them (the idle
+            timeout); within a turn, the turn's deadline bounds them too.
         headers: extra request headers.
         organization, project: sent as ``OpenAI-Organization`` / ``OpenAI-Project``.
         verify: passed to requests (a CA bundle path, or True).
+        proxy: an ``http://[user:pass@]host:port`` proxy for every request (``https://`` URLs
+            are tunnelled through it with CONNECT); False for none even if the environment
+            names one (``HTTPS_PROXY``...; the rest of the environment, such as
+            ``REQUESTS_CA_BUNDLE``, still counts); None to follow the environment and the
+            session, as requests does.
 
     Thread-safety: one transport may serve many threads at once; each :meth:`create` is its
     own HTTP request on the session's connection pool (requests' sessions are used this way
     widely, though requests does not promise it; pass a session per thread to be strict).
+    :meth:`close` and :meth:`discard` may be called from any thread.
     """
+
+    kind = "sse"
 
     def __init__(
         self,
@@ -117,6 +165,7 @@ class SSETransport(Transport):
         organization: str | None = None,
         project: str | None = None,
         verify: bool | str = True,
+        proxy: str | bool | None = None,
     ) -> None:
         parsed = urllib.parse.urlsplit(base_url)
         if parsed.scheme not in ("http", "https") or not parsed.hostname:
@@ -136,6 +185,8 @@ class SSETransport(Transport):
         self._headers.setdefault("Content-Type", "application/json")
         self.timeout = _timeouts(timeout)
         self.verify = verify
+        self.proxy = proxy
+        self._proxies = requests_proxies(proxy)
         self._owns_session = session is None
         if session is None:
             session = requests.Session()
@@ -143,8 +194,6 @@ class SSETransport(Transport):
             session.mount("https://", adapter)
             session.mount("http://", adapter)
         self.session = session
-
-    kind = "sse"
 
     def __repr__(self) -> str:
         return f"<SSETransport {self.url}>"
@@ -157,10 +206,16 @@ class SSETransport(Transport):
         headers: Mapping[str, str] | None = None,
     ) -> HTTPResponseEvents:
         """:meth:`create` within the turn's *deadline* (see
-        :class:`~openai_ws.transports.base.Transport`)."""
+        :class:`~openai_ws.transports.base.Transport`).
+
+        Cancelling the deadline from another thread returns control at once at every stage:
+        while connecting and waiting for the response headers (the request runs in a
+        short-lived worker thread for that; an abandoned request's response is closed when
+        it comes) and while reading the body (its socket is shut down)."""
         connect, read = self.timeout
         limits = (deadline.limit(connect), deadline.limit(read))
-        return self._post(payload, limits, headers, deadline)
+        send = self._prepare(payload, limits, headers)
+        return self._events(_until_cancelled(send, deadline, self.url), send, deadline)
 
     def create(
         self,
@@ -185,15 +240,16 @@ class SSETransport(Transport):
                 StreamTimeout: (while iterating) no data within the read timeout.
         """
         limits = _timeouts(timeout) if timeout is not None else self.timeout
-        return self._post(payload, limits, headers, Deadline(None))
+        send = self._prepare(payload, limits, headers)
+        return self._events(send(), send, Deadline(None))
 
-    def _post(
+    def _prepare(
         self,
         payload: Mapping[str, Any],
         limits: tuple[float | None, float | None],
         headers: Mapping[str, str] | None,
-        deadline: Deadline,
-    ) -> HTTPResponseEvents:
+    ) -> _Send:
+        """The request, ready to send (the key is read now, so that a rotated one counts)."""
         if not isinstance(payload, Mapping):
             raise TypeError(f"payload must be a mapping, got {type(payload).__name__}")
         body = {k: v for k, v in payload.items() if k != "type"}
@@ -208,31 +264,85 @@ class SSETransport(Transport):
             logger.debug(
                 "http: POST %s %s", self.url, redact(data[:500].decode("utf-8", "replace"))
             )
+        return _Send(self, data, request_headers, limits)
+
+    @staticmethod
+    def _events(response: requests.Response, send: _Send, deadline: Deadline) -> HTTPResponseEvents:
+        request_id = response.headers.get("x-request-id")
+        events = HTTPResponseEvents(response, request_id, send.limits[1], deadline)
+        events.bytes_sent = len(send.data)
+        return events
+
+    def close(self) -> None:
+        """Close the session and its pooled connections, if the transport made it.
+        Idempotent."""
+        if self._owns_session:
+            for adapter in list(self.session.adapters.values()):
+                _close_pools(adapter)
+            self.session.close()
+
+    def discard(self) -> None:
+        """Forget the pooled connections without any I/O (in a forked child: the sockets are
+        the parent's too). Each is closed with ``close()`` alone, which releases this process's
+        descriptor; no ``shutdown()`` and no TLS ``close_notify`` reach the peer, so the
+        parent's connections go on working. The next request opens new ones."""
+        for adapter in list(self.session.adapters.values()):
+            _close_pools(adapter, forget=True)
+
+    def __enter__(self) -> SSETransport:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+class _Send:
+    """One prepared request: calling it sends it and returns the streaming response, its
+    status and content type checked (or raises the typed error)."""
+
+    __slots__ = ("data", "headers", "limits", "transport")
+
+    def __init__(
+        self,
+        transport: SSETransport,
+        data: bytes,
+        headers: dict[str, str],
+        limits: tuple[float | None, float | None],
+    ) -> None:
+        self.transport = transport
+        self.data = data
+        self.headers = headers
+        self.limits = limits
+
+    def __call__(self) -> requests.Response:
+        transport, url, limits = self.transport, self.transport.url, self.limits
+        proxies = transport._proxies
         try:
-            response = self.session.post(
-                self.url,
-                data=data,
-                headers=request_headers,
+            response = transport.session.post(
+                url,
+                data=self.data,
+                headers=self.headers,
                 stream=True,
                 timeout=limits,
                 allow_redirects=False,
-                verify=self.verify,
+                verify=transport.verify,
+                # a copy: requests merges the environment's proxies into the one it gets
+                proxies=None if proxies is None else dict(proxies),  # type: ignore[arg-type]
             )
         except requests.exceptions.SSLError as exc:
-            raise ConnectError(f"TLS failed for {self.url}: {exc}", retryable=False) from exc
+            raise ConnectError(f"TLS failed for {url}: {exc}", retryable=False) from exc
         except (requests.exceptions.ConnectTimeout, requests.exceptions.ProxyError) as exc:
-            raise ConnectError(f"could not connect to {self.url}: {exc}", retryable=True) from exc
+            raise ConnectError(f"could not connect to {url}: {exc}", retryable=True) from exc
         except requests.exceptions.ReadTimeout as exc:
             raise StreamTimeout(
-                f"no response from {self.url} within {limits[1]}s",
+                f"no response from {url} within {limits[1]}s",
                 timeout=limits[1],
                 phase="first_event",
             ) from exc
         except requests.exceptions.ConnectionError as exc:
-            raise ConnectError(f"could not connect to {self.url}: {exc}", retryable=True) from exc
+            raise ConnectError(f"could not connect to {url}: {exc}", retryable=True) from exc
         except requests.exceptions.RequestException as exc:
-            raise ConnectError(f"the request to {self.url} failed: {exc}", retryable=False) from exc
-        request_id = response.headers.get("x-request-id")
+            raise ConnectError(f"the request to {url} failed: {exc}", retryable=False) from exc
         if response.status_code >= 300:
             try:
                 content = response.content
@@ -247,38 +357,94 @@ class SSETransport(Transport):
         if kind.split(";")[0].strip().lower() != "text/event-stream":
             response.close()
             raise ProtocolError(
-                f"expected an event stream from {self.url}, got content type {kind or 'none'!r}"
+                f"expected an event stream from {url}, got content type {kind or 'none'!r}"
             )
-        events = HTTPResponseEvents(response, request_id, limits[1], deadline)
-        events.bytes_sent = len(data)
-        return events
+        return response
 
-    def close(self) -> None:
-        """Close the session and its pooled connections, if the transport made it.
-        Idempotent."""
-        if self._owns_session:
-            for adapter in list(self.session.adapters.values()):
-                _close_pools(adapter)
-            self.session.close()
 
-    def discard(self) -> None:
-        """Forget the pooled connections without any I/O (in a forked child: the sockets are
-        the parent's too). The next request opens new ones."""
-        for adapter in list(self.session.adapters.values()):
-            _close_pools(adapter)  # closes this process's descriptors; the parent keeps its own
+def _until_cancelled(
+    send: Callable[[], requests.Response], deadline: Deadline, url: str
+) -> requests.Response:
+    """Run *send* (connect, send, wait for the response headers) so that cancelling
+    *deadline* from another thread returns control at once.
 
-    def __enter__(self) -> SSETransport:
-        return self
+    requests cannot be interrupted while it waits, so the request runs in a short-lived
+    worker thread and this thread waits for it or for the cancellation, whichever comes first.
+    An abandoned request finishes on its own (its waits are bounded by the deadline's limits),
+    and its response, if one comes, is closed at once.
 
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
+    Raises:
+        ConnectionClosed: the deadline was cancelled first.
+        whatever *send* raises.
+    """
+    if deadline.cancelled:
+        raise ConnectionClosed(
+            f"the request to {url} was not sent: the turn was cancelled", retryable=False
+        )
+    finished = threading.Event()
+    lock = threading.Lock()
+    outcome: list[Any] = []
+    abandoned = False
+
+    def work() -> None:
+        try:
+            result: Any = send()
+        except BaseException as exc:  # handed to the waiting thread
+            result = exc
+        with lock:
+            if abandoned:
+                if isinstance(result, requests.Response):
+                    result.close()
+                return
+            outcome.append(result)
+        finished.set()
+
+    unregister = deadline.on_cancel(finished.set)
+    worker = threading.Thread(target=work, name="openai-ws-http-request", daemon=True)
+    try:
+        worker.start()
+        finished.wait()
+    finally:
+        unregister()
+        with lock:
+            abandoned = not outcome
+    if abandoned:
+        raise ConnectionClosed(
+            f"the request to {url} was abandoned (the turn was cancelled) before its response",
+            code=None,
+            retryable=False,
+        )
+    worker.join()  # it is about to end: this keeps the thread count flat
+    result = outcome[0]
+    if isinstance(result, BaseException):
+        raise result
+    assert isinstance(result, requests.Response)
+    return result
+
+
+def _changed(wait: float | None, last: object) -> bool:
+    """Whether a socket timeout of *last* seconds must be set again for *wait*: only when it
+    changed by more than a few milliseconds (the deadline restarts with every event, so the
+    exact value moves all the time), which saves a system call per read."""
+    if wait is None or not isinstance(last, float | int):
+        return wait is not last
+    return abs(wait - last) > 0.005
 
 
 class HTTPResponseEvents(ResponseStream):
     """The events of one HTTP streaming response, ending with the terminal one.
 
-    Closing it (or dropping it, or leaving a ``with`` block) closes the HTTP response, which
-    cancels the request on the server.
+    The body is read in pieces as they arrive, whatever its framing (chunked, delimited by the
+    end of the connection, or by ``Content-Length``); each read waits no longer than the read
+    timeout and the turn's deadline allow.
+
+    The terminal event is returned as soon as it is parsed. The end of the body is read when
+    the stream is next asked for an event or closed, for at most :data:`DRAIN_GRACE` seconds:
+    a body that ends by then leaves its connection in the pool for the next request, one that
+    lingers (or is cut) has its connection closed.
+
+    Closing it (or dropping it, or leaving a ``with`` block) before the terminal event closes
+    the HTTP response, which cancels the request on the server.
 
     Attributes:
         request_id: the ``x-request-id`` the server gave.
@@ -301,18 +467,42 @@ class HTTPResponseEvents(ResponseStream):
         self._response = response
         self._read_timeout = read_timeout
         self._decoder = SSEDecoder()
-        self._chunks = response.iter_content(chunk_size=None)
+        raw = response.raw
+        self._raw = raw
+        self._chunks: Iterator[bytes] | None = (
+            raw.read_chunked(None, decode_content=True)
+            if getattr(raw, "chunked", False) and raw.supports_chunked_reads()
+            else None
+        )
+        self._sock = _socket_of(raw)
+        self._sock_timeout: object = _UNSET
         self._pending: list[Any] = []
+        self._ended = False
+        self._closing = threading.Lock()
+        self._abandoned = False
+        self._pid = os.getpid()
         self.request_id = request_id
+
+    def _read(self, wait: float | None) -> bytes:
+        """The next piece of the body as it comes (b"" at its end), waiting at most *wait*."""
+        sock = self._sock
+        if sock is not None and _changed(wait, self._sock_timeout):
+            sock.settimeout(wait)
+            self._sock_timeout = wait
+        if self._chunks is not None:
+            return next(self._chunks, b"")
+        return self._raw.read1(decode_content=True)
 
     def __next__(self) -> ServerEvent:
         if self._done:
+            self._finish()
             raise StopIteration
         try:
             while not self._pending:
-                try:
-                    chunk = next(self._chunks)
-                except StopIteration:
+                chunk = self._read(self._wait())
+                if not chunk:
+                    if self._deadline.cancelled or self._abandoned:
+                        raise self._cancelled()
                     truncated = self._decoder.finish()
                     raise ConnectionClosed(
                         "the event stream was cut in the middle of an event"
@@ -320,7 +510,7 @@ class HTTPResponseEvents(ResponseStream):
                         else "the event stream ended before the response's terminal event",
                         code=None,
                         retryable=True,
-                    ) from None
+                    )
                 self.bytes_received += len(chunk)
                 self._pending = self._decoder.feed(chunk)
                 self._pending.reverse()
@@ -332,19 +522,12 @@ class HTTPResponseEvents(ResponseStream):
                     retryable=True,
                 )
             event = parse_server_event(message.data)
-        except requests.exceptions.ConnectionError as exc:
+        except (urllib3.exceptions.HTTPError, http.client.HTTPException, OSError) as exc:
             self._end()
-            if exc.args and isinstance(exc.args[0], urllib3.exceptions.ReadTimeoutError):
-                raise StreamTimeout(
-                    f"no data within {self._read_timeout}s",
-                    timeout=self._read_timeout,
-                    phase="idle",
-                ) from exc
-            raise ConnectionClosed(
-                f"the event stream broke: {exc}", code=None, retryable=True
-            ) from exc
-        except requests.exceptions.RequestException as exc:
-            self._end()
+            if self._deadline.cancelled or self._abandoned:
+                raise self._cancelled() from exc
+            if isinstance(exc, (urllib3.exceptions.ReadTimeoutError, TimeoutError)):
+                raise self._timed_out() from exc
             raise ConnectionClosed(
                 f"the event stream broke: {exc}", code=None, retryable=True
             ) from exc
@@ -352,44 +535,52 @@ class HTTPResponseEvents(ResponseStream):
             self._end()
             raise
         self._arrived(event, waited=True)
-        if event.is_terminal:
-            self._drain()
-            self._end()
-        return event
+        return event  # the terminal one too, at once: the body's end is read afterwards
 
-    def _drain(self, limit: float = 1.0) -> None:
-        """Read what follows the terminal event (normally just the end of the chunked body), so
-        that the connection goes back to the pool for the next request instead of being closed.
-        Bounded: a server that keeps the body open gets its connection closed after *limit*."""
-        sock = getattr(getattr(self._response.raw, "connection", None), "sock", None)
-        if sock is None:
+    def _cancelled(self) -> ConnectionClosed:
+        return ConnectionClosed("the stream was closed by the caller", code=None, retryable=False)
+
+    def _finish(self) -> None:
+        """After the terminal event: read the end of the body if it comes within
+        :data:`DRAIN_GRACE`, so that the connection goes back to the pool; close it otherwise.
+        One thread does it; a concurrent call returns at once."""
+        if not self._closing.acquire(blocking=False):
             return
         try:
-            previous = sock.gettimeout()
-            sock.settimeout(limit)
-        except OSError:
-            return
-        try:
-            for _ in self._chunks:  # anything after the terminal event is not ours to deliver
-                pass
-        except Exception:  # noqa: S110 - the connection is closed below either way
-            pass
+            if self._ended:
+                return
+            reusable = self._chunks is not None or getattr(self._raw, "length_remaining", None)
+            if reusable and not self._deadline.cancelled:
+                self._sock_timeout = _UNSET
+                try:
+                    while self._read(DRAIN_GRACE):  # what follows is not ours to deliver
+                        pass
+                except Exception:  # noqa: S110 - the connection is closed below
+                    pass
+            self._end()
         finally:
-            with contextlib.suppress(OSError):
-                sock.settimeout(previous)
+            self._closing.release()
 
     def _end(self) -> None:
         self._done = True
+        self._ended = True
         self._unregister()
-        self._response.close()
+        self._response.close()  # a body read to its end left its connection in the pool
 
     def close(self) -> None:
         """Stop reading and close the HTTP response; safe from another thread, where it wakes a
-        reader blocked on the socket. Idempotent."""
-        if not self._done:
+        reader blocked on the socket. After the terminal event, it lets the connection go
+        back to the pool if the body ends within :data:`DRAIN_GRACE`. Idempotent."""
+        if self._ended:
+            return
+        if self.terminal is not None:
+            self._finish()
+            return
+        self._abandoned = True
+        if os.getpid() == self._pid:  # in a forked child, the socket is the parent's too
             _shut_down(self._response)
         self._end()
 
     def __del__(self) -> None:
-        if not self._done:
+        if not self._ended:
             self._end()
