@@ -41,7 +41,24 @@ def test_the_benchmark_harness_runs(tmp_path: Path) -> None:
         "after warm_up",
         "reused connection",
     }
+    throughput = report["throughput"]
+    assert throughput["server"] == "replay"
+    # the replay server's ceiling was measured in every repeat, on both transports
+    assert {key: len(values) for key, values in throughput["server_ceiling"].items()} == {
+        "websocket": 1,
+        "sse": 1,
+    }
+    assert all(value > 0 for values in throughput["server_ceiling"].values() for value in values)
+    turns = report["turn_cost"]["results"]
+    assert set(turns) == {"raw websocket-client", "openai-ws Client.stream (websocket)"}
+    for entry in turns.values():
+        assert all(value > 0 for value in entry["all"])
+    for kind in ("raw", "client"):
+        (run,) = report["scale"]["results"][kind]
+        assert run["errors"] == 0, run["error_samples"]
+        assert run["turns"] == 8 * 2  # every session did every turn
     assert "Targets" in result.stdout
+    assert "the replay server's ceiling" in result.stdout
     assert "median [min-max]" in result.stdout
 
 

@@ -1,8 +1,10 @@
 """The side-by-side benchmark: ``openai-ws bench`` (or ``python benchmarks/run.py``).
 
-Every competitor talks to the same emulator, which runs in a process of its own. Every figure
-is the median of repeated runs, with the min and max; ratios are computed run by run (the
-competitors take turns within each repeat) and then summarised the same way. See
+Every server runs in a process of its own: the replay server (prebuilt frames and bodies, see
+:mod:`openai_ws._bench.replay`) for throughput and scale, whose own ceiling is measured and
+printed, and the emulator for the scenarios where its latency model and state matter. Every
+figure is the median of repeated runs, with the min and max; ratios are computed run by run
+(the competitors take turns within each repeat) and then summarised the same way. See
 docs/topics/performance.rst for the method and the last published results.
 """
 
@@ -26,7 +28,14 @@ from typing import Any
 
 import attrs
 
-from .competitors import API_KEY, Urls, loop_competitors, throughput_competitors
+from .competitors import (
+    API_KEY,
+    Urls,
+    loop_competitors,
+    throughput_competitors,
+    turn_competitors,
+)
+from .replay import ceiling
 
 __all__ = ["main"]
 
@@ -40,13 +49,21 @@ class Plan:
     levels: tuple[int, ...]
     concurrency_turns: int
     cold_repeats: int
+    conversation_turns: int
+    turn_repeats: int
+    scale_sessions: int
+    scale_turns: int
+    scale_repeats: int
 
 
 PLANS = {
-    "full": Plan(20_000, 7, 30, 3, (1, 16, 64, 256), 5, 15),
-    "quick": Plan(20_000, 3, 30, 1, (1, 16, 64, 256), 5, 5),
-    "smoke": Plan(300, 1, 3, 1, (1, 4), 2, 2),
+    "full": Plan(20_000, 7, 30, 3, (1, 16, 64, 256), 5, 15, 150, 3, 1024, 5, 3),
+    "quick": Plan(20_000, 3, 30, 1, (1, 16, 64, 256), 5, 5, 150, 1, 256, 5, 1),
+    "smoke": Plan(300, 1, 3, 1, (1, 4), 2, 2, 12, 1, 8, 2, 1),
 }
+
+#: the scale scenario's server latency (seconds before each reply), as in the issue's figures
+SCALE_DELAY = 0.03
 
 
 class Emulator:
@@ -92,6 +109,57 @@ class Emulator:
             self.process.wait()
 
 
+class Replay:
+    """The replay server in a child process (:mod:`openai_ws._bench.replay`)."""
+
+    def __init__(self, delay: float = 0.0) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "openai_ws._bench.replay", "--delay", str(delay)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        if not line:
+            raise RuntimeError("the replay server process did not start")
+        urls = json.loads(line)
+        self.urls = Urls(urls["ws_url"], urls["http_base_url"], API_KEY)
+
+    def ask(self, line: str) -> dict[str, Any]:
+        assert self.process.stdin is not None
+        assert self.process.stdout is not None
+        self.process.stdin.write(line + "\n")
+        self.process.stdin.flush()
+        result: dict[str, Any] = json.loads(self.process.stdout.readline())
+        return result
+
+    def __enter__(self) -> Replay:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.close()
+        try:
+            self.process.wait(15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def load() -> float:
+    """The machine's one-minute load average (noted next to each scenario's figures)."""
+    try:
+        return os.getloadavg()[0]
+    except OSError:
+        return float("nan")
+
+
 def summary(values: Sequence[float]) -> dict[str, float]:
     return {"median": statistics.median(values), "min": min(values), "max": max(values)}
 
@@ -129,8 +197,11 @@ def machine() -> dict[str, Any]:
 
 
 def throughput(plan: Plan, log: Callable[[str], None]) -> dict[str, Any]:
-    with Emulator("instant") as emulator:
-        competitors = throughput_competitors(emulator.urls)
+    ceilings: dict[str, list[float]] = {"websocket": [], "sse": []}
+    loads = [load()]
+    with Replay() as server:
+        sizes = server.ask(f"size {plan.words}")
+        competitors = throughput_competitors(server.urls)
         results: dict[str, dict[str, list[float]]] = {
             c.name: {"events_per_s": [], "cpu_per_1k": [], "events": []} for c in competitors
         }
@@ -139,6 +210,9 @@ def throughput(plan: Plan, log: Callable[[str], None]) -> dict[str, Any]:
             competitor.stream(min(plan.words, 500))  # warm: imports, caches, the first connection
         try:
             for repeat in range(plan.repeats):
+                # the server's ceiling: a trivial raw client, in this process, in each repeat
+                for transport, key in (("ws", "websocket"), ("sse", "sse")):
+                    ceilings[key].append(ceiling(server.urls.ws_url, plan.words, sizes, transport))
                 for competitor in competitors:
                     cpu0, wall0 = time.process_time(), time.perf_counter()
                     events = competitor.stream(plan.words)
@@ -147,11 +221,84 @@ def throughput(plan: Plan, log: Callable[[str], None]) -> dict[str, Any]:
                     entry["events_per_s"].append(events / wall)
                     entry["cpu_per_1k"].append(cpu / events * 1000)
                     entry["events"].append(events)
+                loads.append(load())
                 log(f"  throughput: repeat {repeat + 1}/{plan.repeats} done")
         finally:
             for competitor in competitors:
                 competitor.close()
-    return {"words": plan.words, "repeats": plan.repeats, "results": results}
+    return {
+        "words": plan.words,
+        "repeats": plan.repeats,
+        "server": "replay",
+        "server_ceiling": ceilings,
+        "load": loads,
+        "results": results,
+    }
+
+
+def turn_cost(plan: Plan, log: Callable[[str], None]) -> dict[str, Any]:
+    """Client CPU per short turn along one long conversation, raw websocket-client against
+    Client.stream (websocket), against the emulator (instant latency)."""
+    loads = [load()]
+    window = max(1, min(10, plan.conversation_turns // 4))
+    results: dict[str, dict[str, list[float]]] = {}
+    with Emulator("instant") as emulator:
+        for _ in range(plan.turn_repeats):
+            for competitor in turn_competitors(emulator.urls):
+                competitor.setup()
+                costs = competitor.conversation(plan.conversation_turns)
+                competitor.close()
+                entry = results.setdefault(competitor.name, {"early": [], "late": [], "all": []})
+                # turn 1 connects: the early window starts at turn 2
+                entry["early"].append(statistics.median(costs[1 : 1 + window]))
+                entry["late"].append(statistics.median(costs[-window:]))
+                entry["all"].append(statistics.median(costs[1:]))
+            loads.append(load())
+            log("  turn cost: repeat done")
+    return {
+        "turns": plan.conversation_turns,
+        "window": window,
+        "repeats": plan.turn_repeats,
+        "load": loads,
+        "results": results,
+    }
+
+
+def scale(plan: Plan, log: Callable[[str], None]) -> dict[str, Any]:
+    """Many concurrent sessions of short turns on the replay server (a fixed delay before each
+    reply): Client.stream against raw websocket-client threads, each in a fresh process."""
+    loads = [load()]
+    results: dict[str, list[dict[str, Any]]] = {"raw": [], "client": []}
+    with Replay(SCALE_DELAY) as server:
+        urls = json.dumps(attrs.asdict(server.urls))
+        for _ in range(plan.scale_repeats):
+            for kind in ("raw", "client"):
+                output = subprocess.run(
+                    [
+                        sys.executable,
+                        "-m",
+                        "openai_ws._bench.scale",
+                        urls,
+                        str(plan.scale_sessions),
+                        str(plan.scale_turns),
+                        kind,
+                    ],
+                    capture_output=True,
+                    text=True,
+                    timeout=900,
+                    check=True,
+                ).stdout
+                results[kind].append(json.loads(output.strip().splitlines()[-1]))
+                loads.append(load())
+                log(f"  scale: {kind} done")
+    return {
+        "sessions": plan.scale_sessions,
+        "turns_per_session": plan.scale_turns,
+        "delay": SCALE_DELAY,
+        "repeats": plan.scale_repeats,
+        "load": loads,
+        "results": results,
+    }
 
 
 def agent_loops(plan: Plan, log: Callable[[str], None]) -> dict[str, Any]:
@@ -289,7 +436,6 @@ def evaluate(report: dict[str, Any]) -> list[dict[str, Any]]:
     """The targets of the benchmark issue, each met or not, with the measured ratio."""
     targets = []
     tp = report.get("throughput", {}).get("results", {})
-    ours = tp.get("openai-ws Client.stream (websocket)", {}).get("events_per_s")
 
     def add(name: str, ratio: dict[str, float] | None, goal: float, higher: bool = True) -> None:
         if ratio is None:
@@ -298,40 +444,82 @@ def evaluate(report: dict[str, Any]) -> list[dict[str, Any]]:
         met = ratio["median"] >= goal if higher else ratio["median"] <= goal
         targets.append({"target": name, "goal": goal, "ratio": ratio, "met": met})
 
-    def versus(other: str) -> dict[str, float] | None:
+    def versus(mine: str, other: str) -> dict[str, float] | None:
+        ours = tp.get(mine, {}).get("events_per_s")
         theirs = tp.get(other, {}).get("events_per_s")
         return _ratio(ours, theirs) if ours and theirs else None
 
+    ws, sse = "openai-ws Client.stream (websocket)", "openai-ws Client.stream (sse)"
     add(
         "Client.stream(websocket) events/s vs the raw websocket-client floor",
-        versus("raw websocket-client"),
-        0.70,
+        versus(ws, "raw websocket-client"),
+        0.9,
+    )
+    add(
+        "Client.stream(sse) events/s vs the raw requests + SSE split floor",
+        versus(sse, "raw requests + SSE split"),
+        0.6,
     )
     add(
         "Client.stream(websocket) events/s vs the openai SDK's WebSocket mode",
-        versus("openai SDK, WebSocket mode"),
-        1.5,
+        versus(ws, "openai SDK, WebSocket mode"),
+        4.0,
     )
     add(
-        "Client.stream(websocket) events/s vs the openai SDK's HTTP streaming",
-        versus("openai SDK, HTTP streaming"),
-        2.0,
+        "Client.stream(sse) events/s vs the openai SDK's HTTP streaming",
+        versus(sse, "openai SDK, HTTP streaming"),
+        4.0,
     )
+    ceilings = report.get("throughput", {}).get("server_ceiling")
+    if ceilings and tp:
+        # per repeat: the server's lower ceiling against the fastest client of that repeat
+        repeats = len(ceilings["websocket"])
+        fastest = [max(entry["events_per_s"][i] for entry in tp.values()) for i in range(repeats)]
+        lowest = [min(a, b) for a, b in zip(ceilings["websocket"], ceilings["sse"], strict=True)]
+        add("the replay server's ceiling vs the fastest client", _ratio(lowest, fastest), 5.0)
+    turns = report.get("turn_cost", {}).get("results", {})
+    raw_turn, our_turn = turns.get("raw websocket-client"), turns.get(ws)
+    if raw_turn and our_turn:
+        add(
+            "client CPU per short turn, Client.stream(websocket) vs raw websocket-client",
+            _ratio(our_turn["all"], raw_turn["all"]),
+            1.5,
+            higher=False,
+        )
+        add(
+            "client CPU per short turn, Client.stream(websocket): last turns vs turns 2 on",
+            _ratio(our_turn["late"], our_turn["early"]),
+            1.1,
+            higher=False,
+        )
+    big = report.get("scale", {}).get("results", {})
+    if big.get("raw") and big.get("client"):
+        mine, theirs = big["client"], big["raw"]
+        add(
+            f"{report['scale']['sessions']:,} concurrent sessions: turns/s vs raw "
+            "websocket-client threads",
+            _ratio([r["turns_per_second"] for r in mine], [r["turns_per_second"] for r in theirs]),
+            0.8,
+        )
+        add(
+            f"{report['scale']['sessions']:,} concurrent sessions: p99 turn latency vs raw "
+            "websocket-client threads",
+            _ratio([r["p99"] for r in mine], [r["p99"] for r in theirs]),
+            2.0,
+            higher=False,
+        )
     loops = report.get("agent_loop", {}).get("results", {})
-    ws, sse = (
-        loops.get("openai-ws Client.stream (websocket)"),
-        loops.get("openai-ws Client.stream (sse)"),
-    )
-    if ws and sse:
+    loop_ws, loop_sse = loops.get(ws), loops.get(sse)
+    if loop_ws and loop_sse:
         add(
             "agent loop: bytes uploaded, WebSocket vs full-history HTTP",
-            _ratio(ws["bytes_uploaded"], sse["bytes_uploaded"]),
+            _ratio(loop_ws["bytes_uploaded"], loop_sse["bytes_uploaded"]),
             0.10,
             higher=False,
         )
         add(
             "agent loop: wall time, WebSocket vs full-history HTTP",
-            _ratio(ws["seconds"], sse["seconds"]),
+            _ratio(loop_ws["seconds"], loop_sse["seconds"]),
             0.60,
             higher=False,
         )
@@ -369,6 +557,17 @@ def _table(rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
+def _is_sse(name: str) -> bool:
+    return "sse" in name.lower() or "SSE" in name or "HTTP" in name
+
+
+def _loads(section: dict[str, Any]) -> str:
+    values = [v for v in section.get("load", []) if v == v]
+    if not values:
+        return "unknown"
+    return f"{min(values):.1f}-{max(values):.1f}"
+
+
 def render(report: dict[str, Any]) -> str:
     out = []
     info = report["machine"]
@@ -378,24 +577,38 @@ def render(report: dict[str, Any]) -> str:
     )
     out.append("versions: " + ", ".join(f"{k} {v}" for k, v in info["versions"].items()))
     out.append(
-        "Every figure: median [min-max] of repeated runs; the emulator runs in its own process."
+        "Every figure: median [min-max] of repeated runs; every server runs in its own process. "
+        "Ratios are computed repeat by repeat (the competitors take turns within each repeat), "
+        "then summarised the same way."
     )
     tp = report.get("throughput")
     if tp:
         out.append(
-            f"\n1. Event throughput: one response of {tp['words']:,} text deltas, no delay "
-            f"({tp['repeats']} runs each)"
+            f"\n1. Event throughput: one response of {tp['words']:,} text deltas, no delay, "
+            f"from the replay server ({tp['repeats']} runs each; load {_loads(tp)})"
         )
-        floor = tp["results"].get("raw websocket-client", {}).get("events_per_s")
-        rows = [["client", "events/s", "CPU s per 1,000 events", "vs raw websocket-client"]]
-        for name, entry in tp["results"].items():
+        ceilings = tp.get("server_ceiling")
+        if ceilings:
+            out.append(
+                "the replay server's ceiling (a trivial raw socket client, no parsing), events/s: "
+                f"websocket {_fmt(summary(ceilings['websocket']))}, "
+                f"sse {_fmt(summary(ceilings['sse']))}"
+            )
+        results = tp["results"]
+        floors = {
+            "websocket": results.get("raw websocket-client", {}).get("events_per_s"),
+            "sse": results.get("raw requests + SSE split", {}).get("events_per_s"),
+        }
+        rows = [["client", "events/s", "CPU s per 1,000 events", "vs its transport's floor"]]
+        for name, entry in results.items():
+            floor = floors["sse" if _is_sse(name) else "websocket"]
             ratio = _ratio(entry["events_per_s"], floor) if floor else None
             rows.append(
                 [
                     name,
                     _fmt(summary(entry["events_per_s"])),
                     _fmt(summary(entry["cpu_per_1k"]), digits=4),
-                    f"{ratio['median']:.2f}x" if ratio else "-",
+                    _fmt(ratio, "x", digits=2) if ratio else "-",
                 ]
             )
         out.append(_table(rows))
@@ -455,10 +668,50 @@ def render(report: dict[str, Any]) -> str:
                 ]
             )
         out.append(_table(rows))
+    tc = report.get("turn_cost")
+    if tc:
+        out.append(
+            f"\n4. Client CPU per short turn along a conversation of {tc['turns']} turns, "
+            f"against the emulator (instant latency; {tc['repeats']} runs each; load "
+            f"{_loads(tc)}); medians over turns 2-{tc['window'] + 1} and the last {tc['window']}"
+        )
+        rows = [["client", "turns 2 on", "last turns", "all turns", "last / early"]]
+        for name, entry in tc["results"].items():
+            rows.append(
+                [
+                    name,
+                    _fmt(summary(entry["early"]), " ms", 1000, 2),
+                    _fmt(summary(entry["late"]), " ms", 1000, 2),
+                    _fmt(summary(entry["all"]), " ms", 1000, 2),
+                    _fmt(_ratio(entry["late"], entry["early"]), "x", digits=2),
+                ]
+            )
+        out.append(_table(rows))
+    sc = report.get("scale")
+    if sc:
+        out.append(
+            f"\n5. Scale: {sc['sessions']:,} concurrent sessions, {sc['turns_per_session']} short "
+            f"turns each, {sc['delay'] * 1000:.0f} ms before each reply, on the replay server "
+            f"({sc['repeats']} runs each, each in a fresh process; load {_loads(sc)})"
+        )
+        rows = [["client", "turns/s", "p50 turn", "p99 turn", "CPU per turn", "errors"]]
+        names = {"raw": "raw websocket-client threads", "client": "Client.stream (websocket)"}
+        for kind, runs in sc["results"].items():
+            rows.append(
+                [
+                    names[kind],
+                    _fmt(summary([r["turns_per_second"] for r in runs])),
+                    _fmt(summary([r["p50"] for r in runs]), " ms", 1000),
+                    _fmt(summary([r["p99"] for r in runs]), " ms", 1000),
+                    _fmt(summary([r["cpu_ms_per_turn"] for r in runs]), " ms", digits=2),
+                    str(sum(r["errors"] for r in runs)),
+                ]
+            )
+        out.append(_table(rows))
     cw = report.get("cold_warm")
     if cw:
         out.append(
-            f"\n4. Time to first event ({cw['repeats']} runs; {cw['instructions_chars']:,} "
+            f"\n6. Time to first event ({cw['repeats']} runs; {cw['instructions_chars']:,} "
             "characters of instructions)"
         )
         rows = [["case", "time to first event"]]
@@ -487,6 +740,9 @@ def render(report: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
+SCENARIOS = ("throughput", "agent_loop", "concurrency", "cold_warm", "turn_cost", "scale")
+
+
 def default_results_dir() -> Path:
     """Where results go without ``--json``: the system's temporary folder, never the current
     directory (a user may run ``openai-ws bench`` anywhere)."""
@@ -513,13 +769,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--only",
         nargs="+",
-        choices=("throughput", "agent_loop", "concurrency", "cold_warm"),
+        choices=SCENARIOS,
         default=None,
     )
     args = parser.parse_args(list(argv) if argv is not None else None)
     name = "smoke" if args.smoke else "quick" if args.quick else "full"
     plan = PLANS[name]
-    chosen = args.only or ["throughput", "agent_loop", "concurrency", "cold_warm"]
+    chosen = args.only or list(SCENARIOS)
 
     def log(message: str) -> None:
         print(message, file=sys.stderr, flush=True)
@@ -536,6 +792,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "agent_loop": agent_loops,
         "concurrency": concurrency,
         "cold_warm": cold_warm,
+        "turn_cost": turn_cost,
+        "scale": scale,
     }
     for key in chosen:
         log(f"running {key}...")

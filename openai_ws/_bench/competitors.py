@@ -70,6 +70,10 @@ class Competitor:
         """Run a tool loop of *turns* tool calls (plus the answer)."""
         raise NotImplementedError
 
+    def conversation(self, turns: int) -> list[float]:
+        """One conversation of *turns* short turns; the client CPU seconds of each turn."""
+        raise NotImplementedError
+
     def close(self) -> None:
         """Release everything: not timed."""
 
@@ -164,6 +168,26 @@ class RawWebSocket(_HandWritten):
             yield event
             if event["type"] in TERMINAL_EVENT_TYPES:
                 return
+
+    def conversation(self, turns: int) -> list[float]:
+        costs = []
+        previous = None
+        for number in range(turns):
+            cpu0 = time.process_time()
+            if number == 0:
+                self.setup()
+            body: dict[str, Any] = {
+                "model": "m",
+                "store": False,
+                "input": [{"role": "user", "content": f"short turn {number}"}],
+            }
+            if previous is not None:
+                body["previous_response_id"] = previous
+            for event in self._turn(body):
+                last = event
+            previous = last["response"]["id"]
+            costs.append(time.process_time() - cpu0)
+        return costs
 
     def close(self) -> None:
         self.ws.close()
@@ -351,6 +375,24 @@ class OursClient(Competitor):
                 context.messages.append(ToolResultMessage(call.id, call.name, tool_output(number)))
         raise RuntimeError("the loop did not end")
 
+    def conversation(self, turns: int) -> list[float]:
+        from ..events import Done
+        from ..messages import Context, UserMessage
+
+        self.counter += 1
+        context = Context(messages=[])
+        costs = []
+        for number in range(turns):
+            cpu0 = time.process_time()
+            context.messages.append(UserMessage(f"short turn {number}"))
+            final = None
+            for event in self.client.stream("m", context, session_id=f"talk-{self.counter}"):
+                final = event
+            assert isinstance(final, Done), final
+            context.messages.append(final.message)
+            costs.append(time.process_time() - cpu0)
+        return costs
+
     def close(self) -> None:
         self.client.close()
 
@@ -388,3 +430,15 @@ def loop_competitors(urls: Urls) -> list[Competitor]:
         out += [OpenAIWebSocket(urls), OpenAIHTTP(urls)]
     out += [OursClient(urls, "websocket"), OursClient(urls, "sse")]
     return out
+
+
+def turn_competitors(urls: Urls) -> list[Competitor]:
+    """Short turns along one conversation: the raw floor and Client.stream over WebSocket.
+    The raw client connects on its first turn (``setup`` does it inside ``conversation``)."""
+    return [_LazyRaw(urls), OursClient(urls, "websocket")]
+
+
+class _LazyRaw(RawWebSocket):
+    def setup(self) -> None:
+        if not hasattr(self, "ws"):
+            super().setup()
