@@ -7,13 +7,17 @@ on the server; the page receives server-sent events and shows the answer token b
     python examples/flask_chat/app.py            # against the built-in emulator
     OPENAI_API_KEY=... python examples/flask_chat/app.py --real --model gpt-5.2
 
-Then open http://127.0.0.1:5000/.
+Then open http://127.0.0.1:5000/. Under gunicorn (``pip install gunicorn``)::
+
+    OPENAI_API_KEY=... gunicorn --preload --workers 2 --threads 4 \\
+        --chdir examples/flask_chat 'app:from_environment()'
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import threading
 import uuid
 from collections.abc import Iterator
@@ -158,6 +162,7 @@ def run_tool(name: str, arguments: dict[str, Any]) -> str:
 def create_app(client: Client, model: str = "gpt-5.2") -> Flask:
     """The chat app, streaming through *client* (which it does not close)."""
     app = Flask(__name__)
+    app.extensions["openai_ws"] = client
     conversations: dict[str, Conversation] = {}
     registry = threading.Lock()
 
@@ -214,6 +219,19 @@ def create_app(client: Client, model: str = "gpt-5.2") -> Flask:
         )
 
     return app
+
+
+def from_environment() -> Flask:
+    """The app for a WSGI server, with a client configured from the environment
+    (``OPENAI_API_KEY``, ``OPENAI_BASE_URL``...) and the model from ``OPENAI_WS_CHAT_MODEL``::
+
+        gunicorn --preload --workers 2 --threads 4 --chdir examples/flask_chat \\
+            'app:from_environment()'
+
+    The client may be made before the server forks its workers (``--preload``): each worker
+    opens its own connections.
+    """
+    return create_app(Client(), os.environ.get("OPENAI_WS_CHAT_MODEL", "gpt-5.2"))
 
 
 def main() -> None:
