@@ -54,6 +54,7 @@ from .options import StreamOptions
 from .protocol import ResponseAccumulator, parse_server_event
 from .sse import SSEDecoder, SSEMessage
 from .stream import StreamResponse
+from .stores import MemoryChainStore
 from .transports import SSETransport, WebSocketConnection
 
 # a library only logs; the application decides where logs go (as requests does)
@@ -76,6 +77,7 @@ __all__ = [
     "CustomTool",
     "HostedTool",
     "ImageContent",
+    "MemoryChainStore",
     "ModelInfo",
     "OpenAIWSError",
     "PreviousResponseNotFound",

@@ -8,19 +8,34 @@ see the history twice.
 :func:`plan_request` is pure: the session layer tells it whether the chain's last response is
 still usable (it completed on the connection the turn will use, or it is stored), by passing
 ``previous_response_id`` or None.
+
+:func:`plan_from_fingerprint` applies the same rule when the previous request is not at hand
+(another process made it): a :class:`Fingerprint` keeps digests instead of the request, so a
+chain store holds a few hundred bytes per conversation, however long the conversation is.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import hashlib
+import json
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final
 
 import attrs
 
 from .convert import output_items_to_input_items
-from .history import collapse_wrapper_outputs
+from .history import WRAPPER_NAMES, collapse_wrapper_outputs
 
-__all__ = ["IGNORED_FIELDS", "ChainPlan", "plan_request"]
+__all__ = [
+    "IGNORED_FIELDS",
+    "ChainPlan",
+    "Fingerprint",
+    "ItemDigest",
+    "fingerprint",
+    "plan_from_fingerprint",
+    "plan_request",
+    "settings_digest",
+]
 
 JSONDict = dict[str, Any]
 
@@ -117,3 +132,136 @@ def plan_request(
     payload["input"] = delta
     payload["previous_response_id"] = previous_response_id
     return ChainPlan(payload, previous_response_id, f"{len(delta)} new input items")
+
+
+# -- fingerprints: the same rule without the previous request -------------------------------
+
+
+def _canonical(value: Any) -> bytes:
+    """One JSON text per value: sorted keys, no spaces, ASCII only (so equal values hash the
+    same in every process, whatever their dicts' insertion order)."""
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=str
+    ).encode("ascii")
+
+
+def settings_digest(request: Mapping[str, Any]) -> str:
+    """The SHA-256 (hex) of every field of *request* that must stay the same along a chain
+    (all but :data:`IGNORED_FIELDS`)."""
+    settings = {k: v for k, v in request.items() if k not in IGNORED_FIELDS}
+    return hashlib.sha256(_canonical(settings)).hexdigest()
+
+
+class ItemDigest:
+    """A running SHA-256 over input items, one canonical JSON text per item.
+
+    Each item's text is followed by a newline (which canonical JSON never contains), so two
+    different lists of items never feed the same bytes. :meth:`copy` forks the running state:
+    the digest of a prefix is extended by the next turn's items without hashing the prefix
+    again. Not thread-safe (one per turn).
+    """
+
+    def __init__(self) -> None:
+        self._hash = hashlib.sha256()
+        self.count = 0
+
+    def update(self, items: Iterable[Any]) -> ItemDigest:
+        for item in items:
+            self._hash.update(_canonical(item))
+            self._hash.update(b"\n")
+            self.count += 1
+        return self
+
+    def copy(self) -> ItemDigest:
+        other = ItemDigest()
+        other._hash = self._hash.copy()
+        other.count = self.count
+        return other
+
+    def hexdigest(self) -> str:
+        return self._hash.hexdigest()
+
+
+@attrs.frozen
+class Fingerprint:
+    """What the next turn needs to check the strict-suffix rule against a response, without
+    the request that produced it.
+
+    Attributes:
+        settings: :func:`settings_digest` of the request.
+        prefix: the :class:`ItemDigest` of the items a continuation must start with (the
+            request's input, then the response's output replayed as input items).
+        length: how many items that is.
+        wrappers: the response's parallel wrapper calls, if any (a delta merges their
+            expanded results, see :func:`~openai_ws.history.collapse_wrapper_outputs`).
+    """
+
+    settings: str
+    prefix: str
+    length: int
+    wrappers: tuple[JSONDict, ...] = ()
+
+
+def fingerprint(
+    request: Mapping[str, Any],
+    output: Sequence[Mapping[str, Any]],
+    *,
+    input_digest: ItemDigest | None = None,
+) -> Fingerprint:
+    """The fingerprint of a completed turn: *request* (as planned before chaining, with the
+    whole conversation in ``input``) and the response's *output* items.
+
+    Args:
+        input_digest: the digest of *request*'s input, when the caller has it already (it
+            is extended, not changed); computed here otherwise.
+    """
+    digest = input_digest.copy() if input_digest is not None else None
+    if digest is None:
+        digest = ItemDigest().update(_as_items(request.get("input")))
+    digest.update(output_items_to_input_items(output, tools=request.get("tools")))
+    wrappers = tuple(
+        dict(item)
+        for item in output
+        if item.get("type") == "function_call" and item.get("name") in WRAPPER_NAMES
+    )
+    return Fingerprint(settings_digest(request), digest.hexdigest(), digest.count, wrappers)
+
+
+def plan_from_fingerprint(
+    request: Mapping[str, Any],
+    previous: Fingerprint | None,
+    *,
+    previous_response_id: str | None = None,
+) -> tuple[ChainPlan, ItemDigest | None]:
+    """:func:`plan_request` against a :class:`Fingerprint` instead of the previous request.
+
+    The rule is the same: a delta when the response is usable, the settings digest matches,
+    the new input's first ``previous.length`` items hash to ``previous.prefix`` and at least
+    one item follows; else the full request. A digest can only tell "equal" or "not equal", so
+    every reason for a full request is one of a few fixed phrases.
+
+    Returns:
+        The plan, and the digest of the request's whole input when it was computed along the
+        way (for :func:`fingerprint` after the turn), else None.
+    """
+    if request.get("previous_response_id") is not None:
+        return ChainPlan(dict(request), request["previous_response_id"], "set by the caller"), None
+    if previous_response_id is None or previous is None:
+        return _full(request, "no previous response to continue"), None
+    if settings_digest(request) != previous.settings:
+        return _full(request, "a setting changed"), None
+    items = _as_items(request.get("input"))
+    if len(items) < previous.length:
+        return _full(request, "the history is not a continuation of the previous turn"), None
+    digest = ItemDigest().update(items[: previous.length])
+    if digest.hexdigest() != previous.prefix:
+        return _full(request, "the history is not a continuation of the previous turn"), None
+    delta = items[previous.length :]
+    digest.update(delta)
+    if not delta:
+        return _full(request, "no new input items"), digest
+    delta = collapse_wrapper_outputs(delta, previous.wrappers)
+    payload = dict(request)
+    payload["input"] = delta
+    payload["previous_response_id"] = previous_response_id
+    return ChainPlan(payload, previous_response_id, f"{len(delta)} new input items"), digest

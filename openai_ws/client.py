@@ -20,7 +20,8 @@ import requests
 from .exceptions import ConfigurationError
 from .messages import Context, ModelInfo
 from .options import StreamOptions, build_request
-from .sessions import Session, SessionConfig, freeze_headers
+from .sessions import Session, SessionConfig, SocketBudget, freeze_headers
+from .stores import ChainStore, GuardedStore, MemoryChainStore
 from .stream import StreamResponse
 from .transports import SSETransport
 from .transports._common import Deadline
@@ -83,6 +84,16 @@ class Client:
             instead of being buffered.
         http_session: a ``requests.Session`` for HTTP streaming (yours to close).
         verify: TLS verification for HTTP (a CA bundle path, or True).
+        chain_store: where each session's chain is kept (:mod:`openai_ws.stores`): a
+            :class:`~openai_ws.stores.RedisChainStore` shared by every worker lets any of them
+            continue a ``store: true`` conversation with only its new input. None: a
+            :class:`~openai_ws.MemoryChainStore` of this client's own. A store that fails is
+            logged once per outage and worked around (never raised from a stream).
+        max_sockets: at most this many open WebSockets (None: no limit). A session that needs
+            one when all are taken closes the least recently used idle session's socket (its
+            chain survives in the store); when every socket has a turn open, the turn waits
+            for one to become idle, up to its timeout, then ends with an ``error`` event
+            (:class:`~openai_ws.exceptions.ConcurrencyError` naming ``max_sockets``).
     """
 
     def __init__(
@@ -108,6 +119,8 @@ class Client:
         max_frame_size: int = 64 * 1024 * 1024,
         http_session: requests.Session | None = None,
         verify: bool | str = True,
+        chain_store: ChainStore | None = None,
+        max_sockets: int | None = None,
     ) -> None:
         if transport not in TRANSPORTS:
             raise ConfigurationError(f"transport must be one of {TRANSPORTS}, got {transport!r}")
@@ -123,6 +136,17 @@ class Client:
             raise ConfigurationError("api_key must be a string or a function returning one")
         if max_frame_size <= 0:
             raise ConfigurationError(f"max_frame_size must be positive, got {max_frame_size!r}")
+        if max_sockets is not None and (
+            not isinstance(max_sockets, int) or isinstance(max_sockets, bool) or max_sockets < 1
+        ):
+            raise ConfigurationError(
+                f"max_sockets must be at least 1 (or None), got {max_sockets!r}"
+            )
+        if chain_store is not None and not isinstance(chain_store, ChainStore):
+            raise ConfigurationError(
+                "chain_store must have get(), put() and delete() (see openai_ws.stores), "
+                f"got {type(chain_store).__name__}"
+            )
         if max_retries < 0 or connect_timeout <= 0 or fallback_cooldown < 0:
             raise ConfigurationError(
                 "max_retries, connect_timeout and fallback_cooldown must not be negative"
@@ -155,6 +179,12 @@ class Client:
         self._http_session = http_session
         self._http_transport: SSETransport | None = None
         self._sessions: dict[str, Session] = {}
+        self.chain_store: ChainStore = (
+            chain_store if chain_store is not None else MemoryChainStore()
+        )
+        self._store = GuardedStore(self.chain_store)
+        self.max_sockets = max_sockets
+        self._budget = SocketBudget(max_sockets) if max_sockets is not None else None
         self._lock = threading.Lock()
         self._closed = False
         _CLIENTS.add(self)
@@ -256,7 +286,10 @@ class Client:
         """The session for *session_id* (made, or rebuilt if its configuration changed)."""
         self._sweep()
         if session_id is None:
-            return Session(None, config, http=self._http, cooldown=self.fallback_cooldown), True
+            one_off = Session(
+                None, config, http=self._http, cooldown=self.fallback_cooldown, budget=self._budget
+            )
+            return one_off, True
         with self._lock:
             if self._closed:
                 raise ConfigurationError("this Client was closed")
@@ -266,7 +299,12 @@ class Client:
                 old, session = session, None
             if session is None:
                 session = Session(
-                    session_id, config, http=self._http, cooldown=self.fallback_cooldown
+                    session_id,
+                    config,
+                    http=self._http,
+                    cooldown=self.fallback_cooldown,
+                    store=self._store,
+                    budget=self._budget,
                 )
                 self._sessions[session_id] = session
         if old is not None:
@@ -283,15 +321,19 @@ class Client:
             return session_id in self._sessions
 
     def release_session(self, session_id: str) -> bool:
-        """Close a session's socket and forget it. Returns whether there was one.
+        """Close a session's socket and forget it, its chain in the chain store too (the
+        conversation's next turn, in any process, sends everything). Returns whether this
+        client held the session.
 
         A turn in progress on it is abandoned.
         """
         with self._lock:
             session = self._sessions.pop(session_id, None)
         if session is None:
+            self._store.delete(session_id)
             return False
         session.close()
+        session.forget_record()
         return True
 
     @property
@@ -412,6 +454,9 @@ class Client:
         """In a forked child: drop every session's socket and the HTTP pool without any I/O
         (they are the parent's), so that the child opens its own and never touches those."""
         self._lock = threading.Lock()  # another thread may have held it at fork time
+        self._store.after_fork()
+        if self.max_sockets is not None:
+            self._budget = SocketBudget(self.max_sockets)  # the parent's sockets are not ours
         sessions = list(self._sessions.values())
         self._sessions.clear()
         http, self._http_transport = self._http_transport, None

@@ -6,11 +6,19 @@ the next turn can be a delta (the last full request, the last response's id and 
 the fallback cool-down. Turns of one session are serialised by its lock; different sessions run
 in parallel. The session talks to its transports only through
 :class:`~openai_ws.transports.base.Transport`.
+
+A named session also keeps its chain in the client's chain store (:mod:`openai_ws.stores`), so
+that a worker process without this session's socket can continue it, and a session whose socket
+was closed to respect ``max_sockets`` (:class:`SocketBudget`) keeps it too. Its own
+:class:`ChainState` stays as the socket's memory: it is what the session falls back to when
+the store cannot answer.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import logging
 import threading
 import time
@@ -19,13 +27,14 @@ from typing import Any
 
 import attrs
 
-from .chain import ChainPlan, plan_request
+from .chain import ChainPlan, ItemDigest, fingerprint, plan_from_fingerprint, plan_request
 from .exceptions import ConcurrencyError, ConnectionClosed
+from .stores import ChainRecord, GuardedStore
 from .transports import WebSocketConnection
 from .transports._common import Deadline, KeySource
 from .transports.base import Transport
 
-__all__ = ["ChainState", "Session", "SessionConfig", "freeze_headers"]
+__all__ = ["ChainState", "Session", "SessionConfig", "SocketBudget", "freeze_headers"]
 
 JSONDict = dict[str, Any]
 
@@ -77,6 +86,8 @@ class Session:
         config: what its socket depends on.
         http: returns the HTTP transport to use (the client's, shared by its sessions).
         cooldown: seconds to stay on HTTP after a fallback.
+        store: the client's chain store (None: the chain lives in this object only).
+        budget: the client's socket budget (None: no limit).
     """
 
     def __init__(
@@ -86,6 +97,8 @@ class Session:
         *,
         http: Callable[[], Transport],
         cooldown: float = 60.0,
+        store: GuardedStore | None = None,
+        budget: SocketBudget | None = None,
     ) -> None:
         self.id = session_id
         self.config = config
@@ -102,6 +115,15 @@ class Session:
         self._abandon_open_turn: Callable[[], None] | None = None
         self._lock = threading.Lock()
         self._connection: WebSocketConnection | None = None
+        self._store = store if session_id is not None else None
+        self._budget = budget
+        self._deadline: Deadline | None = None  # the open turn's, for a wait on the budget
+        # the digest of the last planned request's input, reused by remember()
+        self._digest: tuple[JSONDict, ItemDigest] | None = None
+        # a record made with another endpoint, key or headers is not this session's to use
+        self._scope = hashlib.sha256(
+            json.dumps([config.websocket_url, config.key_id, config.headers]).encode()
+        ).hexdigest()[:16]
 
     def __repr__(self) -> str:
         return f"<Session {self.id!r} turns={self.turns}>"
@@ -142,6 +164,7 @@ class Session:
                 )
         self._owner = threading.get_ident()
         self._abandon_open_turn = abandon
+        self._deadline = deadline
         self.last_used = time.monotonic()
 
     def end_turn(self) -> None:
@@ -150,9 +173,13 @@ class Session:
         retire = self.retire_after_turn
         self._owner = None
         self._abandon_open_turn = None
+        self._deadline = None
+        self._digest = None
         self._turn.release()
         if retire:
             self.close()
+        if self._budget is not None:
+            self._budget.became_idle()  # a turn waiting for a socket may take this one
 
     @property
     def busy(self) -> bool:
@@ -166,7 +193,22 @@ class Session:
         return self._http() if kind == "sse" else self.connection()
 
     def connection(self) -> WebSocketConnection:
-        """The session's WebSocket connection (made on first use, not yet connected)."""
+        """The session's WebSocket connection (made on first use, not yet connected).
+
+        With a socket budget, making one first takes a place in it, which may close the least
+        recently used idle session's socket, or wait (within the open turn's deadline) for a
+        busy one to become idle.
+
+        Raises:
+            ConcurrencyError: every socket of the budget stayed busy until the deadline.
+            ConnectionClosed: the turn was closed while waiting.
+        """
+        with self._lock:
+            if self._connection is not None:
+                return self._connection
+        if self._budget is not None:
+            # outside a turn (no deadline) there is nothing to wait within: room now, or fail
+            self._budget.acquire(self, self._deadline or Deadline(0.0))
         with self._lock:
             if self._connection is None:
                 config = self.config
@@ -191,8 +233,29 @@ class Session:
         """Close the socket (the next turn opens a new one)."""
         with self._lock:
             connection, self._connection = self._connection, None
-        if connection is not None:
-            connection.close()
+        try:
+            if connection is not None:
+                connection.close()
+        finally:
+            if self._budget is not None:
+                self._budget.release(self)
+
+    def current_connection(self) -> WebSocketConnection | None:
+        """The session's WebSocket connection if it has one (never makes one)."""
+        return self._connection
+
+    @property
+    def has_connection(self) -> bool:
+        """Whether the session holds a socket (open, or made for the turn under way)."""
+        return self._connection is not None
+
+    def try_reserve(self) -> bool:
+        """Take the turn lock if no turn is open (for the budget, to close this session's
+        socket without racing a turn that starts); :meth:`unreserve` gives it back."""
+        return self._turn.acquire(blocking=False)
+
+    def unreserve(self) -> None:
+        self._turn.release()
 
     def use_http_for_a_while(self) -> None:
         self.http_until = time.monotonic() + self.cooldown
@@ -204,7 +267,27 @@ class Session:
     # -- chaining --------------------------------------------------------------------------
 
     def plan(self, request: JSONDict, transport: Transport) -> ChainPlan:
-        """Delta or full for this turn, over *transport* (prepared: connected, if it must)."""
+        """Delta or full for this turn, over *transport* (prepared: connected, if it must).
+
+        The store's record comes first (another worker may have made the last turn): a delta
+        from it when its response is usable here (stored, or the last one on this socket) and
+        the request continues it. Otherwise, or when the store cannot answer, the session's own
+        memory, as without a store: a delta from the last response this process saw, if the
+        socket still holds it. Else the full request.
+        """
+        self._digest = None
+        record = self._read_record()
+        if record is not None:
+            usable_id: str | None = None
+            if record.stored or transport.cached_response_id == record.response_id:
+                usable_id = record.response_id
+            planned, digest = plan_from_fingerprint(
+                request, record.fingerprint, previous_response_id=usable_id
+            )
+            if digest is not None:
+                self._digest = (request, digest)
+            if planned.is_delta or record.response_id == self.chain.response_id:
+                return planned
         chain = self.chain
         usable: str | None = None
         if chain.response_id is not None:
@@ -230,6 +313,33 @@ class Session:
         response_id = response.get("id")
         chain.response_id = response_id if isinstance(response_id, str) else None
         chain.stored = bool(request.get("store")) and response.get("status") == "completed"
+        store, digest = self._store, self._digest
+        self._digest = None
+        if store is None or self.id is None or chain.response_id is None:
+            return
+        model = request.get("model")
+        record = ChainRecord(
+            response_id=chain.response_id,
+            stored=chain.stored,
+            model=model if isinstance(model, str) else None,
+            fingerprint=fingerprint(
+                request,
+                chain.output,
+                input_digest=digest[1] if digest is not None and digest[0] is request else None,
+            ),
+            scope=self._scope,
+        )
+        store.put(self.id, record)
+
+    def _read_record(self) -> ChainRecord | None:
+        """The store's record for this session, when it has one made in this session's scope;
+        None when there is none, or no store, or the store did not answer."""
+        if self._store is None or self.id is None:
+            return None
+        _answered, record = self._store.get(self.id)
+        if record is None or record.scope != self._scope:
+            return None
+        return record
 
     def warm_up(self, request: JSONDict, timeout: float) -> str:
         """Send the ``generate: false`` request for *request* (its model, tools and
@@ -248,8 +358,17 @@ class Session:
         return response_id
 
     def forget(self) -> None:
-        """The next turn sends everything (after an error, an abandon, a reconnect)."""
+        """The next turn sends everything (after an error, an abandon, a reconnect), here and
+        in every process that shares the chain store."""
         self.chain.clear()
+        self._digest = None
+        if self._store is not None and self.id is not None:
+            self._store.delete(self.id)
+
+    def forget_record(self) -> None:
+        """Delete the session's record in the chain store (when the session is released)."""
+        if self._store is not None and self.id is not None:
+            self._store.delete(self.id)
 
     # -- the end ---------------------------------------------------------------------------
 
@@ -264,6 +383,94 @@ class Session:
         connection, self._connection = self._connection, None
         if connection is not None:
             connection.discard()
+
+
+class SocketBudget:
+    """At most ``limit`` sessions of one client hold a WebSocket at a time.
+
+    A session that needs a socket when the budget is full closes the socket of the least
+    recently used session that has no turn open (its chain stays in the chain store, so its
+    next turn still chains when the response was stored). A socket whose turn is open is never
+    closed: when every one is busy, the turn waits for one to become idle, up to its deadline,
+    then fails with :class:`~openai_ws.exceptions.ConcurrencyError`. Thread-safe.
+
+    Args:
+        limit: the most sockets at once (at least 1).
+    """
+
+    def __init__(self, limit: int) -> None:
+        if limit < 1:
+            raise ValueError(f"max_sockets must be at least 1, got {limit!r}")
+        self.limit = limit
+        self._holders: set[Session] = set()
+        self._changed = threading.Condition(threading.Lock())
+        self.waiting = 0  # turns waiting for a place now
+        self.evictions = 0  # sockets closed to make room, since the start
+
+    def __repr__(self) -> str:
+        return f"<SocketBudget {len(self._holders)}/{self.limit}>"
+
+    def __len__(self) -> int:
+        return len(self._holders)
+
+    def acquire(self, session: Session, deadline: Deadline) -> None:
+        """Make room for *session*'s socket (closing an idle one, or waiting).
+
+        Raises:
+            ConcurrencyError: *deadline* expired with every socket busy.
+            ConnectionClosed: *deadline* was cancelled (the turn was closed) while waiting.
+        """
+        victim: Session | None = None
+        with self._changed:
+            self.waiting += 1
+            try:
+                while True:
+                    if session in self._holders or len(self._holders) < self.limit:
+                        self._holders.add(session)
+                        return
+                    for other in sorted(self._holders, key=lambda s: s.last_used):
+                        if other is not session and other.try_reserve():  # idle, and kept so
+                            victim = other
+                            break
+                    if victim is not None:
+                        self._holders.discard(victim)
+                        self._holders.add(session)
+                        self.evictions += 1
+                        break
+                    if deadline.cancelled:
+                        raise ConnectionClosed("the turn was closed while waiting for a socket")
+                    if deadline.expired():
+                        raise ConcurrencyError(
+                            f"every socket of this client is busy (max_sockets={self.limit}) "
+                            f"and none became idle within the turn's timeout "
+                            f"({deadline.seconds:g}s)"
+                        )
+                    left = deadline.remaining()
+                    self._changed.wait(0.05 if left is None else max(0.001, min(0.05, left)))
+            finally:
+                self.waiting -= 1
+        # outside the budget's lock: closing joins the victim's reader thread
+        try:
+            logger.debug(
+                "session %s: closing its idle socket to make room (max_sockets=%d)",
+                victim.id,
+                self.limit,
+            )
+            victim.drop_connection()
+        finally:
+            victim.unreserve()
+            self.became_idle()
+
+    def release(self, session: Session) -> None:
+        """*session* no longer holds a socket."""
+        with self._changed:
+            self._holders.discard(session)
+            self._changed.notify_all()
+
+    def became_idle(self) -> None:
+        """A turn ended: a waiting turn may close that socket now."""
+        with self._changed:
+            self._changed.notify_all()
 
 
 def freeze_headers(
