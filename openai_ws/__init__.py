@@ -55,6 +55,7 @@ from .protocol import ResponseAccumulator, parse_server_event
 from .sse import SSEDecoder, SSEMessage
 from .stream import StreamResponse
 from .stores import MemoryChainStore
+from .telemetry import TurnStats
 from .transports import SSETransport, WebSocketConnection
 
 # a library only logs; the application decides where logs go (as requests does)
@@ -97,6 +98,7 @@ __all__ = [
     "ToolCall",
     "ToolResultMessage",
     "TransportError",
+    "TurnStats",
     "Usage",
     "UserMessage",
     "WebSocketConnection",

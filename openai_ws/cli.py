@@ -121,8 +121,9 @@ def _agent_loop(
         context.messages.append(message)
         if message.stop_reason != "toolUse":
             report.answer = message.text
-            out.write("\n")
+            out.write(f"\n  [{stream.stats}]\n")  # what the turn cost (TurnStats)
             break
+        out.write(f"  [{stream.stats}]\n")
         for call in message.tool_calls:
             result = forecast(str(call.arguments.get("city", "?")))
             context.messages.append(ToolResultMessage(call.id, call.name, result))

@@ -23,6 +23,7 @@ from .options import StreamOptions, build_request
 from .sessions import Session, SessionConfig, SocketBudget, freeze_headers
 from .stores import ChainStore, GuardedStore, MemoryChainStore
 from .stream import StreamResponse
+from .telemetry import Telemetry
 from .transports import SSETransport
 from .transports._common import Deadline
 
@@ -84,6 +85,11 @@ class Client:
             instead of being buffered.
         http_session: a ``requests.Session`` for HTTP streaming (yours to close).
         verify: TLS verification for HTTP (a CA bundle path, or True).
+        tracer_provider: an OpenTelemetry ``TracerProvider`` for one span per turn (None:
+            the global one, once the application set it; see :mod:`openai_ws.telemetry`).
+        meter_provider: an OpenTelemetry ``MeterProvider`` for the GenAI client metrics
+            (None: the global one, likewise). Without either, and without OpenTelemetry
+            set up by the application, nothing of OpenTelemetry is imported.
         chain_store: where each session's chain is kept (:mod:`openai_ws.stores`): a
             :class:`~openai_ws.stores.RedisChainStore` shared by every worker lets any of them
             continue a ``store: true`` conversation with only its new input. None: a
@@ -119,6 +125,8 @@ class Client:
         max_frame_size: int = 64 * 1024 * 1024,
         http_session: requests.Session | None = None,
         verify: bool | str = True,
+        tracer_provider: Any = None,
+        meter_provider: Any = None,
         chain_store: ChainStore | None = None,
         max_sockets: int | None = None,
     ) -> None:
@@ -178,6 +186,7 @@ class Client:
         self.verify = verify
         self._http_session = http_session
         self._http_transport: SSETransport | None = None
+        self._telemetry = Telemetry(tracer_provider, meter_provider, server_url=self.base_url)
         self._sessions: dict[str, Session] = {}
         self.chain_store: ChainStore = (
             chain_store if chain_store is not None else MemoryChainStore()
@@ -422,6 +431,7 @@ class Client:
             policy=policy,
             one_off=one_off,
             timeout=self._timeout(options),
+            observer=self._telemetry.observer(session, model=info.id, policy=policy),
         )
 
     def warm_up(

@@ -109,6 +109,26 @@ class TurnStats:
     socket_reused: bool
     fallback: str | None
 
+    def __str__(self) -> str:
+        """A one-line summary, for people (``repr()`` gives every field)."""
+
+        def plural(count: int, noun: str) -> str:
+            return f"{count} {noun}{'' if count == 1 else 's'}"
+
+        parts = [self.transport or "nothing sent", plural(self.attempts, "attempt")]
+        if self.ttft_s is not None:
+            parts.append(f"first content after {self.ttft_s * 1000:.1f} ms")
+        parts.append(f"{self.duration_s * 1000:.1f} ms in all")
+        parts.append(f"{self.bytes_sent:,} B sent, {self.bytes_received:,} B received")
+        how = "full request" if self.full_request else "chained"
+        parts.append(f"{plural(self.input_items_sent, 'input item')} ({how})")
+        if self.transport == "websocket" or self.socket_reused:
+            parts.append("socket reused" if self.socket_reused else "new socket")
+        if self.fallback is not None:
+            parts.append(f"fell back to HTTP after {self.fallback}")
+        return ", ".join(parts)
+
+
 
 class StatsObserver(TurnObserver):
     """Collects one turn's :class:`TurnStats` (in :attr:`stats` once the turn ended).
@@ -164,9 +184,8 @@ class StatsObserver(TurnObserver):
         if session is not None and (
             self._policy == "websocket" or (self._policy == "auto" and not session.in_cooldown)
         ):
-            connection = session.current_connection()  # none yet: not a reused socket
-            if connection is not None:
-                self._socket = (connection, connection.connections_opened)
+            connection = session.connection()
+            self._socket = (connection, connection.connections_opened)
 
     def finish(self) -> TurnStats:
         """End the statistics (idempotent): the turn ended, or was abandoned."""

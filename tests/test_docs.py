@@ -21,6 +21,17 @@ def test_snippet_runs(path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert capsys.readouterr().out.strip(), "a documented example should show its result"
 
 
+def test_the_observability_snippet_shows_stats_and_a_span(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    runpy.run_path(str(SNIPPETS[0].parent / "observability.py"), run_name="__main__")
+    out = capsys.readouterr().out
+    assert out.count('"name": "chat gpt-5.2"') == 3  # one span per turn, from the console
+    assert "(full request), new socket" in out
+    assert "(chained), socket reused" in out
+    assert "sse after falling back (ConnectError), 2 attempts" in out
+
+
 def test_every_snippet_is_shown_in_the_docs() -> None:
     text = "".join(p.read_text("utf-8") for p in (SNIPPETS[0].parent.parent).rglob("*.rst"))
     for path in SNIPPETS:
