@@ -129,7 +129,6 @@ class TurnStats:
         return ", ".join(parts)
 
 
-
 class StatsObserver(TurnObserver):
     """Collects one turn's :class:`TurnStats` (in :attr:`stats` once the turn ended).
 
@@ -184,8 +183,9 @@ class StatsObserver(TurnObserver):
         if session is not None and (
             self._policy == "websocket" or (self._policy == "auto" and not session.in_cooldown)
         ):
-            connection = session.connection()
-            self._socket = (connection, connection.connections_opened)
+            connection = session.current_connection()  # none yet: not a reused socket
+            if connection is not None:
+                self._socket = (connection, connection.connections_opened)
 
     def finish(self) -> TurnStats:
         """End the statistics (idempotent): the turn ended, or was abandoned."""
