@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import copy
 import email.utils
+import itertools
 import json
 import logging
 import math
 import re
-import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, Final
@@ -106,17 +106,15 @@ logger = logging.getLogger("openai_ws")
 # makes the search many times slower on every frame, while pairs are rare enough to pay the walk)
 _SURROGATE_ESCAPE: Final = re.compile(r"\\u[dD][89a-fA-F]")
 _SURROGATE: Final = re.compile("[\ud800-\udfff]")
-_warn_lock = threading.Lock()
-_warned = False
+# next() on a count is atomic in CPython: exactly one caller gets 0, with no lock (and no
+# threading import in this sans-I/O module)
+_replacements = itertools.count()
 
 
 def _log_replaced() -> None:
     """WARNING the first time in this process, DEBUG afterwards (a hostile or buggy server
     could otherwise fill the log)."""
-    global _warned
-    with _warn_lock:
-        first, _warned = not _warned, True
-    if first:
+    if next(_replacements) == 0:
         logger.warning(
             "the server sent text with a lone UTF-16 surrogate; replaced with U+FFFD "
             "(logged once per process, later ones at DEBUG)"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import email.utils
+import itertools
 import json
 import logging
 import time
@@ -1433,3 +1434,14 @@ def test_late_numbers_are_new_once_then_repeats(jump: int) -> None:
     acc.feed(delta(-1, "!"))  # not a usable number: folded in, not checked
     assert acc.output[0]["content"][0]["text"] == "cab!"
     assert acc.ignored == 3
+
+
+def test_a_replaced_surrogate_is_logged_at_warning_once_per_process(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(protocol, "_replacements", itertools.count())  # as in a fresh process
+    with caplog.at_level(logging.DEBUG, logger="openai_ws"):
+        for sequence in (1, 2, 3):
+            parse_server_event(escaped_delta(r"x\ud800y", sequence))
+    assert [r.levelno for r in caplog.records] == [logging.WARNING, logging.DEBUG, logging.DEBUG]
+    assert "once per process" in caplog.records[0].getMessage()
