@@ -77,8 +77,11 @@ class Client:
             socket again.
         session_idle_timeout: close sessions unused for this long (checked when the client is
             used; None keeps them until released).
-        proxy: for WebSocket mode, an ``http://`` proxy, False for none, None to follow the
-            environment (HTTP requests follow requests' own rules).
+        proxy: an ``http://[user:pass@]host:port`` proxy for both transports (the socket
+            tunnels through it with CONNECT; HTTP requests go through it as requests sends
+            them); False for none even if the environment names one; None to follow the
+            environment (``HTTPS_PROXY``, ``HTTP_PROXY``, ``NO_PROXY``), and for HTTP the
+            ``http_session``'s own settings.
         sslopt: TLS options for WebSocket mode (see :class:`~openai_ws.WebSocketConnection`).
         max_frame_size: a WebSocket frame from the server larger than this many bytes (64 MiB
             by default) fails the turn with :class:`~openai_ws.exceptions.ProtocolError`
@@ -272,6 +275,7 @@ class Client:
                     timeout=(self.connect_timeout, self.timeout),
                     headers=self._base_headers(),
                     verify=self.verify,
+                    proxy=self.proxy,
                 )
             return self._http_transport
 

@@ -194,6 +194,7 @@ def terminal_then(after: str) -> Callable[[ScriptServer, int, int, socket.socket
 
     def reply(server: ScriptServer, conn: int, index: int, client: socket.socket) -> bool:
         events = script(4)
+        server.sent_terminal = time.monotonic()  # just before: the client may be quicker
         if after == "close-linger":
             client.sendall(CLOSE_HEAD + b"".join(events))
         else:
@@ -201,7 +202,6 @@ def terminal_then(after: str) -> Callable[[ScriptServer, int, int, socket.socket
             if after == "end":
                 body += b"0\r\n\r\n"
             client.sendall(chunked_head() + body)
-        server.sent_terminal = time.monotonic()
         if after == "end":
             return True
         if after == "cut":
