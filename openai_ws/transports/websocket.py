@@ -40,7 +40,7 @@ from ..exceptions import (
     StreamTimeout,
     TransportError,
 )
-from ..protocol import ErrorEvent, ResponseEvent, ServerEvent
+from ..protocol import ErrorEvent, ResponseCompleted, ResponseEvent, ServerEvent
 from ._common import Deadline, KeySource, auth_headers, resolve_proxy
 from ._link import End, Link, open_link
 from .base import ResponseStream, Transport
@@ -637,9 +637,7 @@ class WebSocketConnection(Transport):
 
     def _finish(self, link: Link, event: ServerEvent, response_id: str | None) -> None:
         """Book-keeping at a response's terminal event."""
-        completed = event.type in ("response.completed", "response.done") and (
-            isinstance(event, ResponseEvent) and event.status in (None, "completed")
-        )
+        completed = isinstance(event, ResponseCompleted) and event.status in (None, "completed")
         with self._lock:
             if response_id:
                 self._finished.append(response_id)
