@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import threading
 import time
@@ -70,11 +71,20 @@ def in_child(work: Callable[[], dict[str, Any]]) -> dict[str, Any]:
         finally:
             os._exit(code)
     os.close(write_end)
-    with os.fdopen(read_end, encoding="utf-8") as pipe:
-        # the child closes its end when it exits, so this read ends when the child does
-        # (or when the child is killed below by the alarm of the whole test: pytest-timeout)
-        text = pipe.read()
-    status = _wait(pid, 30 * TIME_FACTOR)
+    seconds = 30 * TIME_FACTOR
+    deadline = time.monotonic() + seconds
+    chunks = []
+    with os.fdopen(read_end, "rb", buffering=0) as pipe:
+        # the child's end closes when it exits; a child stuck for good is killed by _wait
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([pipe], [], [], 0.1)
+            if ready:
+                chunk = pipe.read(65536)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+    text = b"".join(chunks).decode("utf-8")
+    status = _wait(pid, deadline, seconds)
     assert text, f"the child sent nothing (wait status {status})"
     payload: dict[str, Any] = json.loads(text)
     assert payload["ok"], "the child failed:\n" + payload["error"]
@@ -83,8 +93,9 @@ def in_child(work: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     return result
 
 
-def _wait(pid: int, seconds: float) -> int:
-    deadline = time.monotonic() + seconds
+def _wait(pid: int, deadline: float, seconds: float) -> int:
+    """The child's wait status; it is killed (and the test fails) if it is alive at
+    *deadline* (*seconds* after it was forked)."""
     while True:
         done, status = os.waitpid(pid, os.WNOHANG)
         if done:
