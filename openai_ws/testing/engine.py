@@ -22,6 +22,7 @@ from typing import Any, Final
 
 import attrs
 
+from ..protocol import ResponseCompleted
 from .models import (
     BUILTIN_CALLS,
     HOSTED_PROGRESS,
@@ -825,9 +826,7 @@ class Engine:
             frames.append(
                 (delay, event_type if isinstance(event_type, str) else "", json.dumps(frame))
             )
-            if event_type in ("response.completed", "response.done") and isinstance(
-                frame.get("response"), dict
-            ):
+            if event_type in ResponseCompleted.TYPES and isinstance(frame.get("response"), dict):
                 final = frame["response"]
 
         def commit() -> None:
