@@ -213,7 +213,9 @@ def _import_redis() -> Any:
         return importlib.import_module("redis")
     except ImportError as exc:
         raise ImportError(
-            "RedisChainStore needs redis-py: pip install 'openai-ws[redis]' (or: pip install redis)"
+            "RedisChainStore needs redis-py, which the redis extra installs: run "
+            'python3 -m pip install ".[redis]" in a clone of openai-ws '
+            "(or: python3 -m pip install redis)"
         ) from exc
 
 
