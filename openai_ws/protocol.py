@@ -973,6 +973,27 @@ class TerminalState:
         return self.status in ("completed", "incomplete")
 
 
+_ATOMS: Final = frozenset({str, int, float, bool, type(None)})
+
+
+def _copy_json(value: Any) -> Any:
+    """A deep copy of decoded JSON, several times faster than :func:`copy.deepcopy`: dicts
+    and lists are copied, JSON scalars (immutable) are shared, and anything else (an object
+    a caller put in a mapping) goes through :func:`copy.deepcopy`. Decoded JSON is a tree, so
+    no memo is needed."""
+    kind = type(value)
+    if kind is dict:
+        return {
+            k: v if type(v) in _ATOMS else _copy_json(v)
+            for k, v in value.items()  # keys are strings in decoded JSON
+        }
+    if kind is list:
+        return [v if type(v) in _ATOMS else _copy_json(v) for v in value]
+    if kind in _ATOMS:
+        return value
+    return copy.deepcopy(value)
+
+
 _TEXT_PART: Final[JSONDict] = {"type": "output_text", "annotations": []}
 _REFUSAL: Final[JSONDict] = {"type": "refusal"}
 _SUMMARY: Final[JSONDict] = {"type": "summary_text"}
@@ -1074,7 +1095,8 @@ class ResponseAccumulator:
         """
         if self._output_cache is None:
             self._output_cache = [self._materialize(i) for i in sorted(self._items)]
-        return copy.deepcopy(self._output_cache)
+        output: list[JSONDict] = _copy_json(self._output_cache)
+        return output
 
     @property
     def response(self) -> JSONDict:
@@ -1084,7 +1106,7 @@ class ResponseAccumulator:
         kept. When it lists none (some servers send ``"output": []`` in ``response.completed``
         after streaming items), the items built from the stream take their place.
         """
-        result = copy.deepcopy(self._snapshot)
+        result: JSONDict = _copy_json(self._snapshot)
         server_output = result.get("output")
         if not (isinstance(server_output, list) and server_output):
             result["output"] = self.output
@@ -1093,7 +1115,7 @@ class ResponseAccumulator:
     @property
     def usage(self) -> JSONDict | None:
         usage = self._snapshot.get("usage")
-        return copy.deepcopy(usage) if isinstance(usage, dict) else None
+        return _copy_json(usage) if isinstance(usage, dict) else None
 
     # -- feeding ---------------------------------------------------------------------------
 
@@ -1193,7 +1215,7 @@ class ResponseAccumulator:
     def _on_item_added(self, event: OutputItemAdded) -> None:
         if event.output_index in self._items:
             return  # a repeated "added" must not wipe what the deltas built
-        item = copy.deepcopy(event.item)
+        item = _copy_json(event.item)
         self._items[event.output_index] = item
         item_id = item.get("id")
         if isinstance(item_id, str):
@@ -1204,7 +1226,7 @@ class ResponseAccumulator:
         index = event.output_index
         if index not in self._items and isinstance(item_id, str) and item_id in self._index_by_id:
             index = self._index_by_id[item_id]
-        self._items[index] = copy.deepcopy(event.item)
+        self._items[index] = _copy_json(event.item)
         if isinstance(item_id, str):
             self._index_by_id[item_id] = index
         for key in [k for k in self._chunks if k[0] == index]:
@@ -1304,7 +1326,7 @@ class ResponseAccumulator:
         if event.type.endswith(".added") and slot:
             return  # keep what deltas already built
         slot.clear()
-        slot.update(copy.deepcopy(event.part))
+        slot.update(_copy_json(event.part))
         if event.type.endswith(".done"):
             for field in ("text", "refusal"):
                 self._chunks.pop((index, container, position, field), None)
@@ -1322,7 +1344,7 @@ class ResponseAccumulator:
         annotations = slot.get("annotations")
         if not isinstance(annotations, list):
             annotations = slot["annotations"] = []
-        annotation = copy.deepcopy(event.annotation)
+        annotation = _copy_json(event.annotation)
         if 0 <= event.annotation_index < len(annotations):
             annotations[event.annotation_index] = annotation
         else:
@@ -1395,7 +1417,7 @@ class ResponseAccumulator:
 
     def _on_shell_output_done(self, event: ShellCallOutputContentDone) -> None:
         _, item = self._locate(event.output_index, event.item_id, "shell_call_output")
-        item["output"] = copy.deepcopy(event.output)
+        item["output"] = _copy_json(event.output)
 
     def _on_progress(self, event: ToolCallProgress) -> None:
         kind = event.type.split(".")[1]
@@ -1405,7 +1427,7 @@ class ResponseAccumulator:
     # -- materialising ---------------------------------------------------------------------
 
     def _materialize(self, index: int) -> JSONDict:
-        item = copy.deepcopy(self._items[index])
+        item: JSONDict = _copy_json(self._items[index])
         for key, chunks in self._chunks.items():
             if key[0] != index:
                 continue

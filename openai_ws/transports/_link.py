@@ -122,6 +122,36 @@ class _SocketReader:
         self._position = min(start + size, len(self._buffer))
         return self._buffer[start : self._position]
 
+    def text_frame(self, limit: int) -> bytes | None:
+        """The payload of the next frame when it is a whole, final, unmasked text frame of at
+        most *limit* bytes that is already in the buffer: the common case, read here without
+        websocket-client's generic frame machinery. None otherwise, with nothing consumed (the
+        caller then lets websocket-client read the frame, with all its checks)."""
+        buffer, start = self._buffer, self._position
+        available = len(buffer) - start
+        if available < 2 or buffer[start] != 0x81:  # FIN, no RSV bits, opcode text
+            return None
+        size = buffer[start + 1]  # the mask bit is 0x80: a masked frame takes the slow path
+        if size < 126:
+            start += 2
+        elif size == 126:
+            if available < 4:
+                return None
+            size = int.from_bytes(buffer[start + 2 : start + 4], "big")
+            start += 4
+        elif size == 127:
+            if available < 10:
+                return None
+            size = int.from_bytes(buffer[start + 2 : start + 10], "big")
+            start += 10
+        else:
+            return None
+        end = start + size
+        if size > limit or end > len(buffer):
+            return None
+        self._position = end
+        return buffer[start:end]
+
     def _recv_alive(self) -> bytes:
         """``recv`` that pings a silent peer and gives up on one that stopped answering."""
         ping, interval = self._ping, self._ping_interval
@@ -326,13 +356,23 @@ class Link:
         )
         self._socket_reader = reader
         ws.frame_buffer.recv = reader.recv
+        # the fast path for whole text frames (see _SocketReader.text_frame), with the same
+        # size limit; only between messages, so websocket-client still judges fragments
+        frame_limit = getattr(ws.frame_buffer, "openai_ws_limit", 0)
+        text_frame = reader.text_frame
+        fragments = ws.cont_frame
+        text = websocket.ABNF.OPCODE_TEXT
         end: End | None = None
         try:
             while True:
                 if len(batch) >= _BATCH:
                     hand_over()
-                opcode, frame = ws.recv_data_frame(False)
-                data = frame.data
+                data = text_frame(frame_limit) if not fragments.recving_frames else None
+                if data is not None:
+                    opcode = text
+                else:
+                    opcode, frame = ws.recv_data_frame(False)
+                    data = frame.data
                 if opcode == websocket.ABNF.OPCODE_TEXT:
                     if debug:
                         logger.debug(
@@ -440,6 +480,7 @@ def _limit_frames(ws: Any, limit: int) -> None:
             raise _FrameTooLarge(frames.length, limit)
 
     setattr(frames, "recv_length", checked_length)  # noqa: B010 - patching one instance
+    frames.openai_ws_limit = limit  # for the reader's fast path (Link._read)
 
 
 class _Handshake:
