@@ -467,5 +467,5 @@ def test_an_unreachable_redis_raises_chain_store_error_without_the_password() ->
 
 def test_without_redis_py_the_error_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "redis", None)
-    with pytest.raises(ImportError, match=r"openai-ws\[redis\]"):
+    with pytest.raises(ImportError, match=r"the redis extra installs: .*\.\[redis\]"):
         RedisChainStore("redis://127.0.0.1:1/0")

@@ -11,6 +11,10 @@ Then open http://127.0.0.1:5000/. Under gunicorn (``pip install gunicorn``)::
 
     OPENAI_API_KEY=... gunicorn --preload --workers 2 --threads 4 \\
         --chdir examples/flask_chat 'app:from_environment()'
+
+With ``OPENAI_WS_CHAT_REDIS_URL=redis://...`` (``pip install redis``), every worker keeps the
+chains in one :class:`~openai_ws.stores.RedisChainStore` and the conversations in the same
+Redis, so any worker can take any turn (docs/topics/scaling.rst).
 """
 
 from __future__ import annotations
@@ -18,9 +22,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import pickle
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, MutableMapping
 from typing import Any
 
 try:
@@ -159,8 +164,43 @@ def run_tool(name: str, arguments: dict[str, Any]) -> str:
     return f"unknown tool {name}"
 
 
-def create_app(client: Client, model: str = "gpt-5.2") -> Flask:
-    """The chat app, streaming through *client* (which it does not close)."""
+class RedisHistory(MutableMapping[str, list[Any]]):
+    """Each conversation's messages in Redis, for workers that share conversations. The
+    messages are pickled: only for a Redis that this application alone writes to."""
+
+    def __init__(self, url: str, ttl: int = 3600) -> None:
+        import redis
+
+        self.redis, self.ttl = redis.Redis.from_url(url), ttl
+
+    def __getitem__(self, key: str) -> list[Any]:
+        raw = self.redis.get(f"chat-history:{key}")
+        if raw is None:
+            raise KeyError(key)
+        return list(pickle.loads(raw))  # noqa: S301 (see the class docstring)
+
+    def __setitem__(self, key: str, messages: list[Any]) -> None:
+        self.redis.set(f"chat-history:{key}", pickle.dumps(list(messages)), ex=self.ttl)
+
+    def __delitem__(self, key: str) -> None:
+        self.redis.delete(f"chat-history:{key}")
+
+    def __iter__(self) -> Iterator[str]:
+        return (k.decode().partition(":")[2] for k in self.redis.scan_iter("chat-history:*"))
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
+def create_app(
+    client: Client,
+    model: str = "gpt-5.2",
+    *,
+    histories: MutableMapping[str, list[Any]] | None = None,
+) -> Flask:
+    """The chat app, streaming through *client* (which it does not close). With *histories*,
+    each conversation's messages are read from it before a question and written back after
+    (for several worker processes); without, they live in this process."""
     app = Flask(__name__)
     app.extensions["openai_ws"] = client
     conversations: dict[str, Conversation] = {}
@@ -175,7 +215,10 @@ def create_app(client: Client, model: str = "gpt-5.2") -> Flask:
     @app.get("/")
     def index() -> Response:
         conversation_id = request.cookies.get(COOKIE) or uuid.uuid4().hex
-        page = render_template_string(PAGE, history=conversation(conversation_id).history())
+        chat = conversation(conversation_id)
+        if histories is not None:
+            chat.context.messages = list(histories.get(chat.id, []))
+        page = render_template_string(PAGE, history=chat.history())
         response = make_response(page)
         response.set_cookie(COOKIE, conversation_id, httponly=True, samesite="Lax")
         return response
@@ -190,6 +233,8 @@ def create_app(client: Client, model: str = "gpt-5.2") -> Flask:
 
         def events() -> Iterator[bytes]:
             with chat.lock:  # one question at a time per browser
+                if histories is not None:
+                    chat.context.messages = list(histories.get(chat.id, []))
                 chat.context.messages.append(UserMessage(message))
                 transport = "?"
                 for _ in range(10):
@@ -211,6 +256,8 @@ def create_app(client: Client, model: str = "gpt-5.2") -> Flask:
                         result = run_tool(call.name, call.arguments)
                         chat.context.messages.append(ToolResultMessage(call.id, call.name, result))
                         yield sse_message("tool_result", {"name": call.name, "result": result})
+                if histories is not None:
+                    histories[chat.id] = chat.context.messages
                 yield sse_message("end", {"transport": transport})
 
         headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
@@ -231,7 +278,14 @@ def from_environment() -> Flask:
     The client may be made before the server forks its workers (``--preload``): each worker
     opens its own connections.
     """
-    return create_app(Client(), os.environ.get("OPENAI_WS_CHAT_MODEL", "gpt-5.2"))
+    model = os.environ.get("OPENAI_WS_CHAT_MODEL", "gpt-5.2")
+    redis_url = os.environ.get("OPENAI_WS_CHAT_REDIS_URL")
+    if not redis_url:
+        return create_app(Client(), model)
+    from openai_ws.stores import RedisChainStore
+
+    client = Client(chain_store=RedisChainStore(redis_url))
+    return create_app(client, model, histories=RedisHistory(redis_url))
 
 
 def main() -> None:
