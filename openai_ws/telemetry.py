@@ -251,8 +251,12 @@ class StatsObserver(TurnObserver):
             before, opened = self._socket
             session = self._session
             if session is not None and opened > 0:
-                connection = session.connection()
-                self._reused = connection is before and connection.connections_opened == opened
+                connection = session.current_connection()  # never makes one (max_sockets)
+                self._reused = (
+                    connection is before
+                    and connection is not None
+                    and connection.connections_opened == opened
+                )
 
     def first_content(self) -> None:
         if self._ttft is None and self._started is not None:
