@@ -120,6 +120,7 @@ class Session:
         self._deadline: Deadline | None = None  # the open turn's, for a wait on the budget
         # the digest of the last planned request's input, reused by remember()
         self._digest: tuple[JSONDict, ItemDigest] | None = None
+        self._chained_on_record = False  # the planned delta came from the store's record
         # a record made with another endpoint, key or headers is not this session's to use
         self._scope = hashlib.sha256(
             json.dumps([config.websocket_url, config.key_id, config.headers]).encode()
@@ -276,6 +277,7 @@ class Session:
         socket still holds it. Else the full request.
         """
         self._digest = None
+        self._chained_on_record = False
         record = self._read_record()
         if record is not None:
             usable_id: str | None = None
@@ -287,6 +289,7 @@ class Session:
             if digest is not None:
                 self._digest = (request, digest)
             if planned.is_delta or record.response_id == self.chain.response_id:
+                self._chained_on_record = planned.is_delta
                 return planned
         chain = self.chain
         usable: str | None = None
@@ -358,12 +361,17 @@ class Session:
         return response_id
 
     def forget(self) -> None:
-        """The next turn sends everything (after an error, an abandon, a reconnect), here and
-        in every process that shares the chain store."""
+        """The next turn sends everything (after an error, an abandon, a reconnect).
+
+        The store's record is deleted too when the failed attempt chained on it (the response
+        it names may be gone); otherwise it still names a response that completed, which
+        stays as good for the next turn as it was for this one.
+        """
         self.chain.clear()
         self._digest = None
-        if self._store is not None and self.id is not None:
+        if self._chained_on_record and self._store is not None and self.id is not None:
             self._store.delete(self.id)
+        self._chained_on_record = False
 
     def forget_record(self) -> None:
         """Delete the session's record in the chain store (when the session is released)."""

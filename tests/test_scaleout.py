@@ -17,6 +17,7 @@ import pytest
 
 from openai_ws import (
     AssistantMessage,
+    AuthenticationError,
     Client,
     ConcurrencyError,
     Context,
@@ -173,7 +174,7 @@ def ask(client: Client, messages: list[Any], *, session_id: str = "chat", **opti
         MODEL,
         context(messages),
         session_id=session_id,
-        options=StreamOptions(store=True, **options),
+        options=StreamOptions(**{"store": True, **options}),
     )
     return turn.result()
 
@@ -346,3 +347,63 @@ def test_a_turn_that_finds_every_socket_busy_fails_at_its_timeout_naming_max_soc
         assert open_sockets(client) == {"b0", "b1"}
         for turn in busy:
             assert turn.result().stop_reason == "stop"
+
+
+@pytest.mark.parametrize("store", [True, False], ids=["store-true", "store-false"])
+def test_a_worker_on_http_only_continues_a_stored_chain(
+    redis_server: RedisServer, emulator: FakeResponsesServer, store: bool
+) -> None:
+    with (
+        worker(emulator, redis_server.url) as a,
+        Client(
+            api_key=KEY,
+            base_url=emulator.http_base_url,
+            transport="sse",
+            chain_store=RedisChainStore(redis_server.url),
+        ) as b,
+    ):
+        messages: list[Any] = [UserMessage("Hello there")]
+        first = ask(a, messages, store=store)
+        turn = b.stream(
+            MODEL,
+            context([*messages, first, UserMessage("Over HTTP now")]),
+            session_id="chat",
+            options=StreamOptions(store=store),
+        )
+        assert turn.result().stop_reason == "stop"
+        assert turn.transport == "sse"
+    sent = responses(emulator)
+    assert [r.transport for r in sent] == ["websocket", "sse"]
+    if store:
+        assert sent[1].body["previous_response_id"] == first.response_id
+        assert len(sent[1].body["input"]) == 1
+    else:  # that response lives in a's socket alone
+        assert "previous_response_id" not in sent[1].body
+        assert len(sent[1].body["input"]) == 3
+
+
+def test_release_forgets_the_chain_everywhere_and_another_key_ignores_it(
+    redis_server: RedisServer, emulator: FakeResponsesServer
+) -> None:
+    raw = redis_server.client()
+    try:
+        with (
+            worker(emulator, redis_server.url) as a,
+            Client(
+                api_key=KEY + "-other",
+                base_url=emulator.http_base_url,
+                chain_store=RedisChainStore(redis_server.url),
+            ) as other_key,
+        ):
+            messages: list[Any] = [UserMessage("Hello there")]
+            first = ask(a, messages)
+            # a record made with another key is not this client's to use: a full request
+            with pytest.raises(AuthenticationError):  # the emulator knows one key only
+                ask(other_key, [*messages, first, UserMessage("Mine?")])
+            assert raw.exists("openai-ws:chain:chat")
+            assert a.release_session("chat")
+            assert not raw.exists("openai-ws:chain:chat")
+    finally:
+        raw.close()
+    sent = responses(emulator)
+    assert all("previous_response_id" not in r.body for r in sent)
