@@ -617,11 +617,13 @@ class WebSocketConnection(Transport):
             )
         try:
             link = self._ready_link(deadline, idle=True)
+            received_before = link.bytes_received  # a fast reply may arrive before the send returns
             sent = self._send_on(link, body)
         except BaseException:
             self._busy.release()
             raise
         events = ResponseEvents(self, link, deadline, first_timeout, idle_timeout)
+        events._received_before = received_before
         events.bytes_sent = sent
         return events
 
