@@ -7,6 +7,7 @@ import contextlib
 import os
 import signal
 import socket
+import ssl
 import threading
 import time
 import urllib.parse
@@ -269,12 +270,34 @@ def wait_child(pid: int) -> int:
     pytest.fail("the forked child hung")
 
 
+@pytest.fixture(params=["http", "https"])
+def scheme(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def fork_setup(
+    scheme: str, authority: Any, tls_context: ssl.SSLContext
+) -> Iterator[tuple[FakeResponsesServer, str | bool]]:
+    """The emulator over plain HTTP or TLS, and what ``verify`` trusts it."""
+    if scheme == "http":
+        with FakeResponsesServer(latency=FAST, api_key=KEY) as plain:
+            yield plain, True
+        return
+    with (
+        authority.cert_pem.tempfile() as ca_file,
+        FakeResponsesServer(latency=FAST, api_key=KEY, ssl_context=tls_context) as secure,
+    ):
+        yield secure, ca_file
+
+
 @pytest.mark.filterwarnings("ignore:.*fork.*:DeprecationWarning")
 @pytest.mark.parametrize("child", ["discard-then-request", "close"])
 def test_a_forked_child_never_touches_the_parents_pooled_connection(
-    server: FakeResponsesServer, child: str
+    fork_setup: tuple[FakeResponsesServer, str | bool], child: str
 ) -> None:
-    with SSETransport(server.http_base_url, api_key=KEY) as sse:
+    server, verify = fork_setup
+    with SSETransport(server.http_base_url, api_key=KEY, verify=verify) as sse:
         assert list(sse.create(body("parent 1")))[-1].type == "response.completed"
         assert server.stats.connections == 1  # pooled
         pid = os.fork()
