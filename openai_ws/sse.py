@@ -94,6 +94,26 @@ class SSEDecoder:
             if buffer.startswith(_BOM):
                 del buffer[:3]
         messages: list[SSEMessage] = []
+        if b"\r" not in chunk:
+            # The common case: LF line ends only. What the buffer held before this chunk has no
+            # line end at all (every complete line was consumed), so no CR either.
+            if b"\n" not in chunk:
+                self._scan_from = len(buffer)
+                return messages
+            *lines, rest = bytes(buffer).split(b"\n")
+            for line in lines:
+                if not line:
+                    message = self._dispatch()
+                    if message is not None:
+                        messages.append(message)
+                elif line.startswith(b"data: "):  # as _process_line does, without its steps
+                    self._data.append(line[6:].decode("utf-8", "replace"))
+                    self._has_fields = True
+                else:
+                    self._process_line(line)
+            buffer[:] = rest
+            self._scan_from = len(rest)
+            return messages
         start = 0
         search = _EOL.search
         match = search(buffer, self._scan_from)
