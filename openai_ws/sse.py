@@ -109,6 +109,9 @@ class SSEDecoder:
                 elif line.startswith(b"data: "):  # as _process_line does, without its steps
                     self._data.append(line[6:].decode("utf-8", "replace"))
                     self._has_fields = True
+                elif line.startswith(b"event: "):
+                    self._event = line[7:].decode("utf-8", "replace")
+                    self._has_fields = True
                 else:
                     self._process_line(line)
             buffer[:] = rest
