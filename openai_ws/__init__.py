@@ -53,8 +53,8 @@ from .messages import (
 from .options import StreamOptions
 from .protocol import ResponseAccumulator, parse_server_event
 from .sse import SSEDecoder, SSEMessage
-from .stream import StreamResponse
 from .stores import MemoryChainStore
+from .stream import StreamResponse
 from .telemetry import TurnStats
 from .transports import SSETransport, WebSocketConnection
 

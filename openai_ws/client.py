@@ -199,6 +199,7 @@ class Client:
         self._budget = SocketBudget(max_sockets) if max_sockets is not None else None
         self._lock = threading.Lock()
         self._closed = False
+        self._pid = os.getpid()
         _CLIENTS.add(self)
 
     def __repr__(self) -> str:
@@ -252,7 +253,6 @@ class Client:
             max_frame_size=self.max_frame_size,
             ping_interval=self.ping_interval,
             ping_timeout=self.ping_timeout,
-            first_event_timeout=self._first_event_timeout(options),
         )
 
     def _first_event_timeout(self, options: StreamOptions) -> float | None:
@@ -297,6 +297,8 @@ class Client:
 
     def _session(self, session_id: str | None, config: SessionConfig) -> tuple[Session, bool]:
         """The session for *session_id* (made, or rebuilt if its configuration changed)."""
+        if self._pid != os.getpid():  # forked without Python's fork hooks (uWSGI by default)
+            self._forget_after_fork()
         self._sweep()
         if session_id is None:
             one_off = Session(
@@ -435,6 +437,7 @@ class Client:
             policy=policy,
             one_off=one_off,
             timeout=self._timeout(options),
+            first_event_timeout=self._first_event_timeout(options),
             observer=self._telemetry.observer(session, model=info.id, policy=policy),
         )
 
@@ -466,7 +469,11 @@ class Client:
 
     def _forget_after_fork(self) -> None:
         """In a forked child: drop every session's socket and the HTTP pool without any I/O
-        (they are the parent's), so that the child opens its own and never touches those."""
+        (they are the parent's), so that the child opens its own and never touches those.
+
+        Run by the ``os.register_at_fork`` hook, and at the next turn when the process forked
+        without running Python's fork hooks (a C ``fork()``, as uWSGI does by default)."""
+        self._pid = os.getpid()
         self._lock = threading.Lock()  # another thread may have held it at fork time
         self._store.after_fork()
         if self.max_sockets is not None:

@@ -59,7 +59,6 @@ class SessionConfig:
     max_frame_size: int = 64 * 1024 * 1024
     ping_interval: float | None = 20.0
     ping_timeout: float | None = 20.0
-    first_event_timeout: float | None = None
 
 
 @attrs.define
@@ -225,7 +224,6 @@ class Session:
                     max_frame_size=config.max_frame_size,
                     ping_interval=config.ping_interval,
                     ping_timeout=config.ping_timeout,
-                    first_event_timeout=config.first_event_timeout,
                     name=f"openai-ws-session-{self.id}" if self.id else None,
                 )
             return self._connection

@@ -110,6 +110,7 @@ class StreamResponse(Iterator[StreamEvent]):
         policy: str,
         one_off: bool,
         timeout: float | None,
+        first_event_timeout: float | None = None,
         observer: TurnObserver | None = None,
     ) -> None:
         # The turn lives in its own object, which does not point back here: a StreamResponse
@@ -126,6 +127,7 @@ class StreamResponse(Iterator[StreamEvent]):
             policy=policy,
             one_off=one_off,
             timeout=timeout,
+            first_event_timeout=first_event_timeout,
             observer=observer,
         )
         self._events: Generator[StreamEvent, None, None] = self._turn.run()
@@ -229,6 +231,7 @@ class _Turn:
         policy: str,
         one_off: bool,
         timeout: float | None,
+        first_event_timeout: float | None,
         observer: TurnObserver,
     ) -> None:
         self.session = session
@@ -238,6 +241,7 @@ class _Turn:
         self.policy = policy
         self.one_off = one_off
         self.timeout = timeout
+        self.first_event_timeout = first_event_timeout
         self.observer = observer
         self.deadline = Deadline(timeout)  # restarted when the turn starts running
         self.output = False  # some output reached the caller: never replay
@@ -336,7 +340,12 @@ class _Turn:
         chained = body.get("previous_response_id")
         self._report("attempt_started", kind, full=chained is None, retry_reason=retry_reason)
         headers = dict(self.options.headers) if self.options.headers else None
-        stream = transport.open(self._payload(body), deadline, headers=headers)
+        stream = transport.open(
+            self._payload(body),
+            deadline,
+            headers=headers,
+            first_event_timeout=self.first_event_timeout,
+        )
         items = body.get("input")
         self._report(
             "request_sent",

@@ -207,3 +207,13 @@ def test_a_revoked_key_on_the_handshake_is_an_authentication_error_without_fallb
     assert final.exception.status_code == 401
     assert "Incorrect API key" in final.exception.message  # the server's own error body
     assert server.requests == []  # no HTTP request with the same key
+
+
+def test_a_per_turn_timeout_keeps_the_sessions_socket_and_chain(
+    server: FakeResponsesServer,
+) -> None:
+    with Client(api_key=KEY, base_url=server.http_base_url) as client:
+        for timeout in (5.0, 8.0, 30.0):
+            options = StreamOptions(timeout=timeout)
+            client.stream("m", ctx(), session_id="s", options=options).result()
+    assert server.stats.connections == 1  # never rebuilt for a different per-turn timeout

@@ -44,8 +44,10 @@ def server() -> Iterator[FakeResponsesServer]:
         yield emulator
 
 
-def in_child(work: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-    """Run *work* in a forked child and return what it returned (a JSON-able dict).
+def in_child(
+    work: Callable[[], dict[str, Any]], fork: Callable[[], int] = os.fork
+) -> dict[str, Any]:
+    """Run *work* in a child forked by *fork* and return what it returned (a JSON-able dict).
 
     The child writes its result (or its traceback) to a pipe and ends with ``os._exit``:
     0 when *work* returned, 1 when it raised. A child that outlives its time is killed and
@@ -56,7 +58,7 @@ def in_child(work: Callable[[], dict[str, Any]]) -> dict[str, Any]:
         # Python 3.12+ warns that forking a process with threads may deadlock the child:
         # that is the situation under test (the emulator's and the client's threads run here)
         warnings.simplefilter("ignore", DeprecationWarning)
-        pid = os.fork()
+        pid = fork()
     if pid == 0:  # the child: never returns into pytest
         code = 1
         try:
@@ -270,3 +272,34 @@ def test_a_child_forked_while_a_turn_streams_starts_clean(server: FakeResponsesS
         (parent_request,) = asked(server, "a long answer")
         (child_request,) = asked(server, "child while streaming")
         assert child_request.connection != parent_request.connection
+
+
+def test_a_fork_that_runs_no_python_fork_hooks_is_noticed_at_the_next_turn(
+    server: FakeResponsesServer,
+) -> None:
+    """uWSGI forks its workers with the C library's fork(), which runs none of Python's fork
+    hooks: the client notices the new process id at the child's next turn."""
+    import ctypes
+
+    c_fork = ctypes.PyDLL(None).fork  # PyDLL: the GIL stays held across the call
+    with Client(api_key=KEY, base_url=server.http_base_url) as client:
+        context = Context(messages=[])
+        before, first = turn(client, context, "before", "websocket")
+        assert "before" in before
+        parent_connection = asked(server, "before")[0].connection
+
+        def work() -> dict[str, Any]:
+            text, _ = turn(client, context, "in the child", "websocket")
+            client.close()
+            return {"text": text}
+
+        child = in_child(work, fork=c_fork)
+        assert "in the child" in child["text"]
+        (child_request,) = asked(server, "in the child")
+        assert child_request.connection != parent_connection
+        assert "previous_response_id" not in child_request.body
+        text, _ = turn(client, context, "after", "websocket")
+        assert "after" in text
+        (after,) = asked(server, "after")
+        assert after.connection == parent_connection  # the parent's socket went on untouched
+        assert after.body.get("previous_response_id") == first.response_id

@@ -168,6 +168,7 @@ class Transport(abc.ABC):
         deadline: Deadline,
         *,
         headers: Mapping[str, str] | None = None,
+        first_event_timeout: float | None = None,
     ) -> ResponseStream:
         """Send one request and return its events.
 
@@ -176,6 +177,9 @@ class Transport(abc.ABC):
             deadline: the turn's budget for every wait; cancelling it abandons the request.
             headers: extra headers for this request (HTTP only; a WebSocket sends its headers
                 at the handshake).
+            first_event_timeout: how long the transport may stay silent after the request
+                (WebSocket only; None: the transport's own default). Over HTTP the wait for
+                the response headers and the first event is bounded by *deadline* alone.
 
         Raises:
             ConnectError, ConnectionClosed, StreamTimeout, APIError, ProtocolError: the request

@@ -204,9 +204,11 @@ class SSETransport(Transport):
         deadline: Deadline,
         *,
         headers: Mapping[str, str] | None = None,
+        first_event_timeout: float | None = None,
     ) -> HTTPResponseEvents:
         """:meth:`create` within the turn's *deadline* (see
-        :class:`~openai_ws.transports.base.Transport`).
+        :class:`~openai_ws.transports.base.Transport`; *first_event_timeout* is for
+        WebSockets: HTTP's first wait is bounded by *deadline* and the read timeout).
 
         Cancelling the deadline from another thread returns control at once at every stage:
         while connecting and waiting for the response headers (the request runs in a

@@ -556,12 +556,14 @@ class WebSocketConnection(Transport):
         deadline: Deadline,
         *,
         headers: Mapping[str, str] | None = None,
+        first_event_timeout: float | None = None,
     ) -> ResponseEvents:
         """Send ``response.create`` within the turn's *deadline* and return its events: the
-        first must come within ``first_event_timeout``, and no wait may outlast *deadline*
-        (see :class:`~openai_ws.transports.base.Transport`). *headers* are ignored: a WebSocket
+        first must come within *first_event_timeout* (by default the connection's, else
+        :data:`DEFAULT_FIRST_EVENT_TIMEOUT`), and no wait may outlast *deadline* (see
+        :class:`~openai_ws.transports.base.Transport`). *headers* are ignored: a WebSocket
         sends its headers at the handshake."""
-        first = self.first_event_timeout
+        first = first_event_timeout if first_event_timeout is not None else self.first_event_timeout
         if first is None:
             first = DEFAULT_FIRST_EVENT_TIMEOUT
         return self._create(payload, deadline, first, None)
