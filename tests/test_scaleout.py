@@ -9,6 +9,7 @@ from __future__ import annotations
 import concurrent.futures
 import logging
 import multiprocessing
+import signal
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -407,3 +408,24 @@ def test_release_forgets_the_chain_everywhere_and_another_key_ignores_it(
         raw.close()
     sent = responses(emulator)
     assert all("previous_response_id" not in r.body for r in sent)
+
+
+def test_a_hung_redis_costs_a_turn_at_most_its_socket_timeout(
+    redis_server: RedisServer, emulator: FakeResponsesServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    process = redis_server.process
+    assert process is not None
+    with worker(emulator, redis_server.url) as a, worker(emulator, redis_server.url) as b:
+        messages: list[Any] = [UserMessage("Hello there")]
+        first = ask(a, messages)
+        process.send_signal(signal.SIGSTOP)  # accepts nothing, answers nothing: a hung server
+        try:
+            with caplog.at_level(logging.WARNING, logger="openai_ws"):
+                second = ask(b, [*messages, first, UserMessage("Anyone?")])
+        finally:
+            process.send_signal(signal.SIGCONT)
+    assert second.stop_reason == "stop"
+    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1
+    assert "Timeout" in warnings[0].getMessage()
+    assert "previous_response_id" not in responses(emulator)[1].body
