@@ -321,6 +321,8 @@ class MessageBuilder:
         self.finished: Done | Error | None = None
         # part index -> the high surrogate ending its last delta, held for the next one
         self._held: dict[int, str] = {}
+        # (output_index, content_index, part index, part) of the text part last looked up
+        self._last_text: tuple[Any, Any, int, _Part] | None = None
 
     @property
     def response_id(self) -> str | None:
@@ -329,7 +331,7 @@ class MessageBuilder:
     # -- partial messages ------------------------------------------------------------------
 
     def _snapshot(self) -> _Snapshot:
-        return tuple(part.length for part in self.parts)
+        return tuple([part.length for part in self.parts])  # a list first: faster than a genexpr
 
     def _view(self) -> Callable[[], AssistantMessage]:
         snapshot = self._snapshot()
@@ -385,9 +387,13 @@ class MessageBuilder:
         return index, part
 
     def _text_part(self, event: Any, out: list[StreamEvent], *, refusal: bool) -> tuple[int, _Part]:
+        last = self._last_text  # the common case: another delta of the same part
+        if last is not None and last[0] == event.output_index and last[1] == event.content_index:
+            return last[2], last[3]
         key = ("text", event.output_index, event.content_index)
         index = self._by_key.get(key)
         if index is not None:
+            self._last_text = (event.output_index, event.content_index, index, self.parts[index])
             return index, self.parts[index]
         item = self._items.get(event.output_index, {})
         phase = _text_or_none(item.get("phase"))
@@ -397,6 +403,7 @@ class MessageBuilder:
             "refusal": refusal,
         }
         index, part = self._new_part(key, "text", extra)
+        self._last_text = (event.output_index, event.content_index, index, part)
         out.append(TextStart(raw=event, view=self._view(), content_index=index, phase=phase))
         return index, part
 
