@@ -30,7 +30,9 @@ from typing import Any, Final
 
 import requests
 import requests.adapters
+import urllib3
 import urllib3.exceptions
+import urllib3.response
 
 from .._redact import redact
 from ..exceptions import (
@@ -62,6 +64,11 @@ _DEFAULT_TIMEOUT: Final = (10.0, 600.0)
 DRAIN_GRACE: Final = 0.01
 
 _UNSET: Final = object()
+
+#: urllib3's response class (``BaseHTTPResponse`` in urllib3 2, ``HTTPResponse`` in 1.26).
+_URLLIB3_RESPONSE: Final[type] = getattr(urllib3, "BaseHTTPResponse", None) or (
+    urllib3.response.HTTPResponse
+)
 
 
 def _shut_down(response: requests.Response) -> None:
@@ -424,6 +431,10 @@ def _until_cancelled(
     return result
 
 
+def _from_urllib3(raw: object) -> bool:
+    return isinstance(raw, _URLLIB3_RESPONSE)
+
+
 def _changed(wait: float | None, last: object) -> bool:
     """Whether a socket timeout of *last* seconds must be set again for *wait*: only when it
     changed by more than a few milliseconds (the deadline restarts with every event, so the
@@ -469,13 +480,18 @@ class HTTPResponseEvents(ResponseStream):
         self._response = response
         self._read_timeout = read_timeout
         self._decoder = SSEDecoder()
-        raw = response.raw
+        raw: Any = response.raw
         self._raw = raw
-        self._chunks: Iterator[bytes] | None = (
-            raw.read_chunked(None, decode_content=True)
-            if getattr(raw, "chunked", False) and raw.supports_chunked_reads()
-            else None
-        )
+        #: the body's pieces, unless read with ``raw.read1()`` (urllib3 2: a body without
+        #: chunked encoding); for a response that is not urllib3's (an adapter of the
+        #: caller's, a test double) or urllib3 1.26's, requests' own reader
+        self._chunks: Iterator[bytes] | None = None
+        if not _from_urllib3(raw):
+            self._chunks = response.iter_content(chunk_size=None)
+        elif raw.chunked and raw.supports_chunked_reads():
+            self._chunks = raw.read_chunked(None, decode_content=True)
+        elif not hasattr(raw, "read1"):
+            self._chunks = response.iter_content(chunk_size=None)
         self._sock = _socket_of(raw)
         self._sock_timeout: object = _UNSET
         self._pending: list[Any] = []
@@ -493,7 +509,8 @@ class HTTPResponseEvents(ResponseStream):
             self._sock_timeout = wait
         if self._chunks is not None:
             return next(self._chunks, b"")
-        return self._raw.read1(decode_content=True)
+        data: bytes = self._raw.read1(decode_content=True)
+        return data
 
     def __next__(self) -> ServerEvent:
         if self._done:
@@ -533,6 +550,22 @@ class HTTPResponseEvents(ResponseStream):
             raise ConnectionClosed(
                 f"the event stream broke: {exc}", code=None, retryable=True
             ) from exc
+        except requests.exceptions.RequestException as exc:  # from iter_content only
+            self._end()
+            if self._deadline.cancelled or self._abandoned:
+                raise self._cancelled() from exc
+            if exc.args and isinstance(exc.args[0], urllib3.exceptions.ReadTimeoutError):
+                raise self._timed_out() from exc
+            raise ConnectionClosed(
+                f"the event stream broke: {exc}", code=None, retryable=True
+            ) from exc
+        except Exception as exc:
+            self._end()
+            if self._deadline.cancelled or self._abandoned:
+                # closed from another thread in the middle of a read, which can break it in
+                # odd ways (a file closed under it...)
+                raise self._cancelled() from exc
+            raise
         except BaseException:
             self._end()
             raise
@@ -552,7 +585,7 @@ class HTTPResponseEvents(ResponseStream):
             if self._ended:
                 return
             reusable = self._chunks is not None or getattr(self._raw, "length_remaining", None)
-            if reusable and not self._deadline.cancelled:
+            if reusable and self._sock is not None and not self._deadline.cancelled:
                 self._sock_timeout = _UNSET
                 try:
                     while self._read(DRAIN_GRACE):  # what follows is not ours to deliver

@@ -5,6 +5,7 @@ returned at once whatever the body does afterwards (with the connection reused w
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import socket
 import threading
@@ -13,6 +14,8 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+import requests
+import requests.adapters
 
 from openai_ws.protocol import ServerEvent
 from openai_ws.transports import SSETransport
@@ -292,3 +295,41 @@ def test_each_read_of_the_body_is_bounded(body: dict[str, Any]) -> None:
             received.extend(sse.create(body))
         assert info.value.phase == "idle"
         assert [e.type for e in received] == ["response.created"]
+
+
+# -- a response that is not urllib3's ---------------------------------------------------------
+
+
+class BytesAdapter(requests.adapters.BaseAdapter):
+    """A caller's transport adapter (as test libraries mount) whose responses' ``raw`` is a
+    plain file object, not urllib3's response."""
+
+    def __init__(self, body: bytes) -> None:
+        super().__init__()
+        self.body = body
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+        response = requests.Response()
+        response.status_code = 200
+        response.headers["Content-Type"] = "text/event-stream"
+        response.raw = io.BytesIO(self.body)
+        response.request = request
+        response.url = request.url or ""
+        return response
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_response_from_another_adapter_is_read_with_requests_reader(
+    body: dict[str, Any],
+) -> None:
+    session = requests.Session()
+    session.mount("http://adapter.invalid/", BytesAdapter(b"".join(script(4))))
+    with SSETransport("http://adapter.invalid/v1", api_key=KEY, session=session) as sse:
+        stream = sse.create(body)
+        types = [e.type for e in stream]
+        stream.close()
+    assert types[0] == "response.created"
+    assert types[-1] == "response.completed"
+    session.close()
