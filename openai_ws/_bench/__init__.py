@@ -28,6 +28,7 @@ from typing import Any
 
 import attrs
 
+from .. import protocol
 from .competitors import (
     API_KEY,
     Urls,
@@ -35,7 +36,6 @@ from .competitors import (
     throughput_competitors,
     turn_competitors,
 )
-from .replay import ceiling
 
 __all__ = ["main"]
 
@@ -166,7 +166,15 @@ def summary(values: Sequence[float]) -> dict[str, float]:
 
 def _versions() -> dict[str, str]:
     out = {}
-    for name in ("openai-ws", "websocket-client", "websockets", "requests", "openai", "httpx"):
+    for name in (
+        "openai-ws",
+        "websocket-client",
+        "websockets",
+        "requests",
+        "orjson",
+        "openai",
+        "httpx",
+    ):
         try:
             out[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
@@ -190,6 +198,7 @@ def machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "platform": platform.platform(),
         "versions": _versions(),
+        "speedups": protocol._orjson is not None,
     }
 
 
@@ -197,6 +206,8 @@ def machine() -> dict[str, Any]:
 
 
 def throughput(plan: Plan, log: Callable[[str], None]) -> dict[str, Any]:
+    from .replay import ceiling  # here: ``python -m openai_ws._bench.replay`` runs that module
+
     ceilings: dict[str, list[float]] = {"websocket": [], "sse": []}
     loads = [load()]
     with Replay() as server:
@@ -264,7 +275,7 @@ def turn_cost(plan: Plan, log: Callable[[str], None]) -> dict[str, Any]:
     }
 
 
-def scale(plan: Plan, log: Callable[[str], None]) -> dict[str, Any]:
+def many_sessions(plan: Plan, log: Callable[[str], None]) -> dict[str, Any]:
     """Many concurrent sessions of short turns on the replay server (a fixed delay before each
     reply): Client.stream against raw websocket-client threads, each in a fresh process."""
     loads = [load()]
@@ -576,6 +587,11 @@ def render(report: dict[str, Any]) -> str:
         f"Python {info['python']}"
     )
     out.append("versions: " + ", ".join(f"{k} {v}" for k, v in info["versions"].items()))
+    speedups = info.get("speedups")
+    out.append(
+        "speedups (orjson): "
+        + ("in use" if speedups else "not in use (not installed, or OPENAI_WS_NO_SPEEDUPS set)")
+    )
     out.append(
         "Every figure: median [min-max] of repeated runs; every server runs in its own process. "
         "Ratios are computed repeat by repeat (the competitors take turns within each repeat), "
@@ -793,7 +809,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "concurrency": concurrency,
         "cold_warm": cold_warm,
         "turn_cost": turn_cost,
-        "scale": scale,
+        "scale": many_sessions,
     }
     for key in chosen:
         log(f"running {key}...")
