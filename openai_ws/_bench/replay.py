@@ -21,8 +21,8 @@ from __future__ import annotations
 import argparse
 import base64
 import hashlib
-import itertools
 import json
+import os
 import re
 import socket
 import sys
@@ -60,7 +60,6 @@ class Replies:
         self._engine = Engine(model=BenchModel(), latency=LatencyModel.instant())
         self._lock = threading.Lock()
         self._built: dict[int | None, tuple[list[bytes], list[bytes], int]] = {}
-        self._ids = itertools.count(1)
 
     def _build(self, words: int | None) -> tuple[list[bytes], list[bytes], int]:
         with self._lock:
@@ -88,7 +87,7 @@ class Replies:
         """The bytes answering *request* (a request body) over *transport* (``ws``/``sse``)."""
         found = _STREAM.search(request)
         ws, sse, _ = self._build(int(found.group(1)) if found else None)
-        fresh = b"resp_%048x" % next(self._ids)
+        fresh = b"resp_" + os.urandom(24).hex().encode()  # random, as real ids are
         return fresh.join(ws if transport == "ws" else sse)
 
     def size(self, words: int) -> dict[str, int]:
