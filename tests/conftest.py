@@ -1,4 +1,5 @@
-"""Shared test helpers: fixture loading and the no-leaked-threads guard."""
+"""Shared test helpers: fixture loading, the emulator every network test uses (``server``,
+with ``KEY`` and ``FAST``), and the no-leaked-threads guard."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from openai_ws.testing import FakeResponsesServer, LatencyModel
 
 FIXTURES = Path(__file__).parent / "fixtures"
 RECORDED = FIXTURES / "recorded"
@@ -138,3 +141,19 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         terminalreporter.section("reliability")
         for line in REPORTS:
             terminalreporter.write_line(line)
+
+
+# -- the emulator every network test talks to ---------------------------------------------------
+
+#: The API key the shared emulator accepts (a test that checks secrecy may use its own).
+KEY = "sk-test-0123456789abcdef0123456789"
+#: No simulated latency: events as fast as the emulator makes them.
+FAST = LatencyModel.instant()
+
+
+@pytest.fixture
+def server() -> Iterator[FakeResponsesServer]:
+    """A local Responses API emulator on 127.0.0.1 (both transports) that accepts :data:`KEY`,
+    with no simulated latency; stopped after the test."""
+    with FakeResponsesServer(latency=FAST, api_key=KEY) as emulator:
+        yield emulator

@@ -19,12 +19,11 @@ from openai_ws import (
     UserMessage,
 )
 from openai_ws.client import _websocket_url
-from openai_ws.testing import FakeResponsesServer, LatencyModel, ModelRequest, Text, Turn
-from tests.conftest import wait_for
+from openai_ws.testing import FakeResponsesServer, ModelRequest, Text, Turn
+from tests.conftest import FAST, wait_for
 from tests.transports.servers import env
 
 KEY = "sk-test-client-0123456789abcdef"
-FAST = LatencyModel.instant()
 ENV_CLEAR = {
     "OPENAI_API_KEY": None,
     "OPENAI_BASE_URL": None,

@@ -5,26 +5,15 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
-
-import pytest
 
 from openai_ws import Client, Context, StreamOptions, UserMessage
 from openai_ws.events import Done, Error, StreamEvent
 from openai_ws.exceptions import AuthenticationError, ConnectionClosed
-from openai_ws.testing import FakeResponsesServer, LatencyModel, ScriptedModel, Stall
-from tests.conftest import TIME_FACTOR, wait_for
+from openai_ws.testing import FakeResponsesServer, ScriptedModel, Stall
+from tests.conftest import KEY, TIME_FACTOR, wait_for
 from tests.transports.servers import MuteWebSocketServer, SilentServer
-
-KEY = "sk-test-deploy-0123456789abcdef"
-FAST = LatencyModel.instant()
-
-
-@pytest.fixture
-def server() -> Iterator[FakeResponsesServer]:
-    with FakeResponsesServer(latency=FAST, api_key=KEY) as emulator:
-        yield emulator
 
 
 def ctx(text: str = "hi") -> Context:

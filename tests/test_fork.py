@@ -18,7 +18,7 @@ import threading
 import time
 import traceback
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -27,21 +27,14 @@ import openai_ws
 from openai_ws import Client, Context, StreamOptions, UserMessage
 from openai_ws import client as client_module
 from openai_ws.testing import FakeResponsesServer, LatencyModel, RecordedRequest
-from tests.conftest import TIME_FACTOR, wait_for
+from tests.conftest import KEY, TIME_FACTOR, wait_for
 from tests.transports.servers import env
 
 pytestmark = pytest.mark.skipif(
     not hasattr(os, "fork"), reason="os.fork() does not exist on this platform"
 )
 
-KEY = "sk-test-fork-0123456789abcdef"
 NO_STORE = StreamOptions(store=False)
-
-
-@pytest.fixture
-def server() -> Iterator[FakeResponsesServer]:
-    with FakeResponsesServer(latency=LatencyModel.instant(), api_key=KEY) as emulator:
-        yield emulator
 
 
 def in_child(

@@ -4,25 +4,15 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
-
-import pytest
 
 from openai_ws.exceptions import ConcurrencyError, ConnectionClosed
 from openai_ws.sessions import Session, SessionConfig, freeze_headers
-from openai_ws.testing import FakeResponsesServer, LatencyModel
+from openai_ws.testing import FakeResponsesServer
 from openai_ws.transports import SSETransport
 from openai_ws.transports.base import Deadline, ResponseStream, Transport
-from tests.conftest import TIME_FACTOR
-
-KEY = "sk-test-sessions-0123456789abcdef"
-
-
-@pytest.fixture
-def server() -> Iterator[FakeResponsesServer]:
-    with FakeResponsesServer(latency=LatencyModel.instant(), api_key=KEY) as emulator:
-        yield emulator
+from tests.conftest import KEY, TIME_FACTOR
 
 
 def config(server: FakeResponsesServer) -> SessionConfig:

@@ -36,7 +36,6 @@ from openai_ws.testing import (
     CloseSocket,
     FakeResponsesServer,
     FunctionCall,
-    LatencyModel,
     Reasoning,
     RefuseUpgrade,
     Rejection,
@@ -44,21 +43,13 @@ from openai_ws.testing import (
     Stall,
     Text,
 )
-from tests.conftest import TIME_FACTOR, wait_for
+from tests.conftest import FAST, KEY, TIME_FACTOR, wait_for
 
-KEY = "sk-test-stream-0123456789abcdef"
-FAST = LatencyModel.instant()
 WEATHER = Tool(
     "get_weather",
     "Current weather",
     {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
 )
-
-
-@pytest.fixture
-def server() -> Iterator[FakeResponsesServer]:
-    with FakeResponsesServer(latency=FAST, api_key=KEY) as emulator:
-        yield emulator
 
 
 @pytest.fixture

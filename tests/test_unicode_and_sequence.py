@@ -18,16 +18,10 @@ import pytest
 
 from openai_ws import AssistantMessage, Client, Context, UserMessage
 from openai_ws.events import Done, StreamEvent, TextDelta, TextEnd
-from openai_ws.testing import FakeResponsesServer, LatencyModel, RawFrames, ScriptedModel, Text
+from openai_ws.testing import FakeResponsesServer, RawFrames, ScriptedModel, Text
+from tests.conftest import KEY
 
-KEY = "sk-test-unicode-0123456789abcdef"
 TRANSPORTS = ["websocket", "sse"]
-
-
-@pytest.fixture
-def server() -> Iterator[FakeResponsesServer]:
-    with FakeResponsesServer(latency=LatencyModel.instant(), api_key=KEY) as emulator:
-        yield emulator
 
 
 @pytest.fixture

@@ -20,17 +20,16 @@ from openai_ws.testing import (
     CloseSocket,
     CutBody,
     FakeResponsesServer,
-    LatencyModel,
     RefuseUpgrade,
     Rejection,
     ScriptedModel,
     Stall,
     Text,
 )
+from tests.conftest import FAST
 from tests.transports.servers import FixedResponseServer
 
 KEY = "sk-proj-SecurityTest0123456789ABCDEFghij"
-FAST = LatencyModel.instant()
 
 
 def ctx(text: str = "hello there") -> Context:

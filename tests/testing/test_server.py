@@ -25,11 +25,9 @@ from openai_ws.testing import (
     ScriptedModel,
     Text,
 )
-from tests.conftest import TIME_FACTOR
+from tests.conftest import FAST, TIME_FACTOR
 
 from .helpers import WEATHER_TOOL, connect, normalise, parse_sse, sse_turn, text_of, ws_turn
-
-FAST = LatencyModel.instant()
 
 
 @pytest.fixture

@@ -29,7 +29,6 @@ from openai_ws.testing import (
     CloseSocket,
     Failure,
     FakeResponsesServer,
-    LatencyModel,
     RefuseUpgrade,
     Rejection,
     ScriptedModel,
@@ -37,11 +36,9 @@ from openai_ws.testing import (
     Text,
 )
 from openai_ws.transports import InsecureTransportWarning, WebSocketConnection, WebSocketState
-from tests.conftest import TIME_FACTOR, wait_for
+from tests.conftest import FAST, KEY, TIME_FACTOR, wait_for
 from tests.transports.servers import ConnectProxy, FixedResponseServer, SilentServer, env
 
-KEY = "sk-test-websocket-0123456789"
-FAST = LatencyModel.instant()
 TOOL = {
     "type": "function",
     "name": "get_weather",
@@ -53,12 +50,6 @@ TOOL = {
     },
 }
 QUICK = (0.01, 0.02, 0.03, 0.04, 0.05)
-
-
-@pytest.fixture
-def server() -> Iterator[FakeResponsesServer]:
-    with FakeResponsesServer(latency=FAST, api_key=KEY) as emulator:
-        yield emulator
 
 
 def connection(server: FakeResponsesServer, **kwargs: Any) -> WebSocketConnection:
