@@ -86,6 +86,13 @@ class SSEDecoder:
                 if not chunk:
                     return []
         buffer = self._buffer
+        if self._bom_checked and b"\r" not in chunk and b"\n" in chunk:
+            # The common case (LF line ends only), without copying a chunk that starts with an
+            # empty buffer (what the buffer holds has no line end at all, so no CR either)
+            if buffer:
+                buffer += chunk
+                chunk = bytes(buffer)
+            return self._lf_lines(chunk)
         buffer += chunk
         if not self._bom_checked:
             if len(buffer) < 3 and _BOM.startswith(bytes(buffer)):
@@ -93,30 +100,38 @@ class SSEDecoder:
             self._bom_checked = True
             if buffer.startswith(_BOM):
                 del buffer[:3]
-        messages: list[SSEMessage] = []
         if b"\r" not in chunk:
-            # The common case: LF line ends only. What the buffer held before this chunk has no
-            # line end at all (every complete line was consumed), so no CR either.
             if b"\n" not in chunk:
                 self._scan_from = len(buffer)
-                return messages
-            *lines, rest = bytes(buffer).split(b"\n")
-            for line in lines:
-                if not line:
-                    message = self._dispatch()
-                    if message is not None:
-                        messages.append(message)
-                elif line.startswith(b"data: "):  # as _process_line does, without its steps
-                    self._data.append(line[6:].decode("utf-8", "replace"))
-                    self._has_fields = True
-                elif line.startswith(b"event: "):
-                    self._event = line[7:].decode("utf-8", "replace")
-                    self._has_fields = True
-                else:
-                    self._process_line(line)
-            buffer[:] = rest
-            self._scan_from = len(rest)
-            return messages
+                return []
+            return self._lf_lines(bytes(buffer))
+        return self._any_lines()
+
+    def _lf_lines(self, data: bytes) -> list[SSEMessage]:
+        """The events of *data*: the whole unread input, with LF line ends only."""
+        messages: list[SSEMessage] = []
+        *lines, rest = data.split(b"\n")
+        for line in lines:
+            if not line:
+                message = self._dispatch()
+                if message is not None:
+                    messages.append(message)
+            elif line.startswith(b"data: "):  # as _process_line does, without its steps
+                self._data.append(line[6:].decode("utf-8", "replace"))
+                self._has_fields = True
+            elif line.startswith(b"event: "):
+                self._event = line[7:].decode("utf-8", "replace")
+                self._has_fields = True
+            else:
+                self._process_line(line)
+        self._buffer[:] = rest
+        self._scan_from = len(rest)
+        return messages
+
+    def _any_lines(self) -> list[SSEMessage]:
+        """The events of the buffer, whatever its line ends (CR, LF, CRLF)."""
+        buffer = self._buffer
+        messages: list[SSEMessage] = []
         start = 0
         search = _EOL.search
         match = search(buffer, self._scan_from)
