@@ -222,8 +222,12 @@ def throughput(plan: Plan, log: Callable[[str], None]) -> dict[str, Any]:
         try:
             for repeat in range(plan.repeats):
                 # the server's ceiling: a trivial raw client, in this process, in each repeat
+                # (the best of three reads: a ceiling is what the server can do)
                 for transport, key in (("ws", "websocket"), ("sse", "sse")):
-                    ceilings[key].append(ceiling(server.urls.ws_url, plan.words, sizes, transport))
+                    best = max(
+                        ceiling(server.urls.ws_url, plan.words, sizes, transport) for _ in range(3)
+                    )
+                    ceilings[key].append(best)
                 for competitor in competitors:
                     cpu0, wall0 = time.process_time(), time.perf_counter()
                     events = competitor.stream(plan.words)
@@ -606,7 +610,8 @@ def render(report: dict[str, Any]) -> str:
         ceilings = tp.get("server_ceiling")
         if ceilings:
             out.append(
-                "the replay server's ceiling (a trivial raw socket client, no parsing), events/s: "
+                "the replay server's ceiling (a trivial raw socket client, no parsing, best of 3 "
+                "in each repeat), events/s: "
                 f"websocket {_fmt(summary(ceilings['websocket']))}, "
                 f"sse {_fmt(summary(ceilings['sse']))}"
             )
