@@ -22,6 +22,7 @@ import http.client
 import json
 import logging
 import os
+import queue
 import socket
 import threading
 import urllib.parse
@@ -62,6 +63,9 @@ _DEFAULT_TIMEOUT: Final = (10.0, 600.0)
 #: After the terminal event, how long the end of the body may take to arrive for the connection
 #: to go back to the pool (the caller already has the event; a body that lingers longer is cut).
 DRAIN_GRACE: Final = 0.01
+
+#: How long a worker thread that ran a request waits for the next one before it ends.
+RUNNER_IDLE: Final = 1.0
 
 _UNSET: Final = object()
 
@@ -201,6 +205,7 @@ class SSETransport(Transport):
             session.mount("https://", adapter)
             session.mount("http://", adapter)
         self.session = session
+        self._runners = _Runners()
 
     def __repr__(self) -> str:
         return f"<SSETransport {self.url}>"
@@ -218,13 +223,15 @@ class SSETransport(Transport):
         WebSockets: HTTP's first wait is bounded by *deadline* and the read timeout).
 
         Cancelling the deadline from another thread returns control at once at every stage:
-        while connecting and waiting for the response headers (the request runs in a
-        short-lived worker thread for that; an abandoned request's response is closed when
-        it comes) and while reading the body (its socket is shut down)."""
+        while connecting and waiting for the response headers (the request runs in a worker
+        thread for that, kept for the next request for a second; an abandoned request's
+        response is closed when it comes) and while reading the body (its socket is shut
+        down)."""
         connect, read = self.timeout
         limits = (deadline.limit(connect), deadline.limit(read))
         send = self._prepare(payload, limits, headers)
-        return self._events(_until_cancelled(send, deadline, self.url), send, deadline)
+        response = _until_cancelled(send, deadline, self.url, self._runners)
+        return self._events(response, send, deadline)
 
     def create(
         self,
@@ -283,8 +290,9 @@ class SSETransport(Transport):
         return events
 
     def close(self) -> None:
-        """Close the session and its pooled connections, if the transport made it.
-        Idempotent."""
+        """Close the session and its pooled connections, if the transport made it, and end
+        the idle worker threads. Idempotent."""
+        self._runners.close()
         if self._owns_session:
             for adapter in list(self.session.adapters.values()):
                 _close_pools(adapter)
@@ -295,6 +303,9 @@ class SSETransport(Transport):
         the parent's too). Each is closed with ``close()`` alone, which releases this process's
         descriptor; no ``shutdown()`` and no TLS ``close_notify`` reach the peer, so the
         parent's connections go on working. The next request opens new ones."""
+        # the worker threads are not there in a forked child (and the old set's lock may have
+        # been held by one of the parent's threads): start a new set without touching it
+        self._runners = _Runners()
         for adapter in list(self.session.adapters.values()):
             _close_pools(adapter, forget=True)
 
@@ -371,14 +382,92 @@ class _Send:
         return response
 
 
+class _Runner:
+    """A worker thread that runs the jobs :class:`_Runners` hands it, one at a time."""
+
+    __slots__ = ("jobs", "thread")
+
+    def __init__(self, runners: _Runners) -> None:
+        self.jobs: queue.SimpleQueue[Callable[[], object] | None] = queue.SimpleQueue()
+        # a daemon: an abandoned request must never keep the interpreter from exiting
+        self.thread = threading.Thread(
+            target=runners._serve, args=(self,), name="openai-ws-http-request", daemon=True
+        )
+
+
+class _Runners:
+    """The worker threads that run HTTP requests for :func:`_until_cancelled`.
+
+    A thread that finished a request waits :data:`RUNNER_IDLE` seconds for the next one and
+    then ends; starting a thread per request costs about ten times more than handing the
+    request to one that waits (a new thread's first request runs cold). :meth:`close` ends the
+    waiting ones at once; a busy one ends when its request does.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._idle: list[_Runner] = []
+        self._closed = False
+        self._pid = os.getpid()
+
+    def run(self, job: Callable[[], object]) -> None:
+        """Run *job* in a worker thread (a waiting one, or a new one)."""
+        if self._pid != os.getpid():
+            # a child forked without discard(): no thread is ours, and the lock may have
+            # been held by one of the parent's when it forked
+            self._lock, self._idle, self._pid = threading.Lock(), [], os.getpid()
+        runner = None
+        with self._lock:
+            while self._idle and runner is None:
+                candidate = self._idle.pop()
+                if candidate.thread.is_alive():
+                    runner = candidate
+        if runner is None:
+            runner = _Runner(self)
+            runner.jobs.put(job)
+            runner.thread.start()
+        else:
+            runner.jobs.put(job)
+
+    def _serve(self, runner: _Runner) -> None:
+        while True:
+            try:
+                job = runner.jobs.get(timeout=RUNNER_IDLE)
+            except queue.Empty:
+                with self._lock:
+                    if runner in self._idle:  # else a job was just handed over: take it
+                        self._idle.remove(runner)
+                        return
+                continue
+            if job is None:
+                return
+            job()
+            del job
+            with self._lock:
+                if self._closed:
+                    return
+                self._idle.append(runner)
+
+    def close(self) -> None:
+        """End the waiting threads now (and every other one when its request ends)."""
+        with self._lock:
+            self._closed = True
+            idle, self._idle = self._idle, []
+        for runner in idle:
+            runner.jobs.put(None)
+        for runner in idle:
+            if runner.thread is not threading.current_thread():
+                runner.thread.join(1.0)
+
+
 def _until_cancelled(
-    send: Callable[[], requests.Response], deadline: Deadline, url: str
+    send: Callable[[], requests.Response], deadline: Deadline, url: str, runners: _Runners
 ) -> requests.Response:
     """Run *send* (connect, send, wait for the response headers) so that cancelling
     *deadline* from another thread returns control at once.
 
-    requests cannot be interrupted while it waits, so the request runs in a short-lived
-    worker thread and this thread waits for it or for the cancellation, whichever comes first.
+    requests cannot be interrupted while it waits, so the request runs in a worker thread of
+    *runners* and this thread waits for it or for the cancellation, whichever comes first.
     An abandoned request finishes on its own (its waits are bounded by the deadline's limits),
     and its response, if one comes, is closed at once.
 
@@ -409,9 +498,8 @@ def _until_cancelled(
         finished.set()
 
     unregister = deadline.on_cancel(finished.set)
-    worker = threading.Thread(target=work, name="openai-ws-http-request", daemon=True)
     try:
-        worker.start()
+        runners.run(work)
         finished.wait()
     finally:
         unregister()
@@ -423,7 +511,6 @@ def _until_cancelled(
             code=None,
             retryable=False,
         )
-    worker.join()  # it is about to end: this keeps the thread count flat
     result = outcome[0]
     if isinstance(result, BaseException):
         raise result

@@ -24,7 +24,7 @@ from openai_ws.transports import SSETransport
 from openai_ws.transports._common import Deadline
 from tests.conftest import TIME_FACTOR, wait_for
 from tests.transports.servers import ConnectProxy, _Listener, env
-from tests.transports.test_http_framing import ScriptServer
+from tests.transports.test_http_framing import ScriptServer, chunk, chunked_head, script
 
 KEY = "sk-test-deploy-0123456789abcdef"
 FAST = LatencyModel.instant()
@@ -173,6 +173,15 @@ class ForwardProxy(_Listener):
             )
             self._threads.append(forward)
             forward.start()
+            # one request per connection: the client must not reuse it
+            head = b""
+            while b"\r\n" not in head:
+                data = upstream.recv(65536)
+                if not data:
+                    break
+                head += data
+            status, _, rest = head.partition(b"\r\n")
+            client.sendall(status + b"\r\nConnection: close\r\n" + rest)
             ConnectProxy._pipe(upstream, client)
 
 
@@ -298,7 +307,7 @@ def test_a_forked_child_never_touches_the_parents_pooled_connection(
 ) -> None:
     server, verify = fork_setup
     with SSETransport(server.http_base_url, api_key=KEY, verify=verify) as sse:
-        assert list(sse.create(body("parent 1")))[-1].type == "response.completed"
+        assert list(sse.open(body("parent 1"), Deadline(None)))[-1].type == "response.completed"
         assert server.stats.connections == 1  # pooled
         pid = os.fork()
         if pid == 0:  # the child: report through the exit code, never return into pytest
@@ -309,12 +318,12 @@ def test_a_forked_child_never_touches_the_parents_pooled_connection(
                     code = 0
                 else:
                     sse.discard()
-                    events = list(sse.create(body("child")))
+                    events = list(sse.open(body("child"), Deadline(None)))
                     code = 0 if events[-1].type == "response.completed" else 71
             finally:
                 os._exit(code)
         assert wait_child(pid) == 0
-        assert list(sse.create(body("parent 2")))[-1].type == "response.completed"
+        assert list(sse.open(body("parent 2"), Deadline(None)))[-1].type == "response.completed"
     by_input = {r.body["input"]: r.connection for r in server.requests}
     # the parent's second request went over its first connection, which the child's
     # discard()/close() left working (no shutdown(), no TLS close_notify)
@@ -324,3 +333,66 @@ def test_a_forked_child_never_touches_the_parents_pooled_connection(
     else:
         assert by_input["child"] != by_input["parent 1"]
         assert server.stats.connections == 2
+
+
+# -- the worker threads that wait for response headers ----------------------------------------
+
+
+def runners() -> set[threading.Thread]:
+    return {t for t in threading.enumerate() if t.name == "openai-ws-http-request"}
+
+
+def test_one_worker_thread_serves_consecutive_requests(server: FakeResponsesServer) -> None:
+    seen: set[threading.Thread] = set()
+    with SSETransport(server.http_base_url, api_key=KEY) as sse:
+        for n in range(4):
+            assert list(sse.open(body(f"turn {n}"), Deadline(None)))[-1].type == (
+                "response.completed"
+            )
+            seen |= runners()
+        assert len(seen) == 1  # handed each request in turn, not started for each
+    # close() ended the waiting one at once
+    assert not any(t.is_alive() for t in seen)
+
+
+def test_an_idle_worker_thread_ends_on_its_own(server: FakeResponsesServer) -> None:
+    sse = SSETransport(server.http_base_url, api_key=KEY)
+    try:
+        assert list(sse.open(body(), Deadline(None)))[-1].type == "response.completed"
+        (worker,) = runners()
+        # RUNNER_IDLE (1 s) after its request, with no close()
+        assert wait_for(lambda: not worker.is_alive())
+    finally:
+        sse.close()
+
+
+def test_an_abandoned_request_does_not_hold_up_the_next() -> None:
+    """A request abandoned while its worker still waits for the headers: the next request
+    gets another worker, and the abandoned one's response is closed when it comes."""
+    gate = threading.Event()
+
+    def reply(server: ScriptServer, conn: int, index: int, client: socket.socket) -> bool:
+        if conn == 1:
+            gate.wait(10 * TIME_FACTOR)  # the headers come only after the caller gave up
+        events = b"".join(chunk(e) for e in script(3))
+        client.sendall(chunked_head() + events + b"0\r\n\r\n")
+        return True
+
+    with (
+        ScriptServer(reply) as server,
+        SSETransport(f"http://127.0.0.1:{server.port}/v1", api_key=KEY) as sse,
+    ):
+        deadline = Deadline(None)
+        canceller = threading.Thread(
+            target=lambda: wait_for(lambda: server.requests) and deadline.cancel()
+        )
+        canceller.start()
+        with pytest.raises(ConnectionClosed, match="cancelled"):
+            sse.open(body("abandoned"), deadline)
+        canceller.join()
+        assert list(sse.open(body("next"), Deadline(None)))[-1].type == "response.completed"
+        assert len(runners()) == 2  # the abandoned request's worker still waits
+        gate.set()
+        # the abandoned request's response came and was closed, not left open
+        assert wait_for(lambda: 1 in server.closed_by_client)
+    assert wait_for(lambda: not runners())
