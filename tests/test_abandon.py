@@ -18,9 +18,8 @@ from openai_ws import Client, Context, UserMessage
 from openai_ws._bench import Emulator
 from openai_ws.events import Done, Error, StreamEvent, TextDelta
 from openai_ws.testing import FakeResponsesServer, LatencyModel
-from tests.conftest import TIME_FACTOR, report, wait_for
+from tests.conftest import KEY, TIME_FACTOR, report, wait_for
 
-KEY = "sk-test-abandon-0123456789abcdef"
 #: long enough that a consumer who stops after the first delta stops mid-stream
 LONG = "tell me " + " ".join(f"w{i}" for i in range(300))
 #: a turn must not wait for an abandoned one: a short budget turns a wait into an error event

@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 from openai_ws import protocol
 from openai_ws.exceptions import ProtocolError
 
-orjson = pytest.importorskip("orjson", reason="the speedups extra is not installed here")
+# Run by `tox -e speedups`, where the extra is installed; deselected elsewhere (never skipped).
+pytestmark = pytest.mark.speedups
 
 
 def same(a: Any, b: Any) -> bool:
@@ -36,6 +37,8 @@ def same(a: Any, b: Any) -> bool:
 
 
 def outcome(data: Any, fast: bool) -> Any:
+    import orjson  # the speedups extra: a missing orjson fails the test
+
     saved = protocol._orjson
     protocol._orjson = orjson if fast else None
     try:

@@ -34,9 +34,8 @@ from openai_ws.testing import (
     ScriptedModel,
     Text,
 )
-from tests.conftest import TIME_FACTOR
+from tests.conftest import KEY, TIME_FACTOR
 
-KEY = "sk-test-telemetry-0123456789abcdef"
 SECRET_PROMPT = "my secret prompt 4711"
 SECRET_ANSWER = "the confidential answer 0815"
 

@@ -229,6 +229,12 @@ class SSETransport(Transport):
         down)."""
         connect, read = self.timeout
         limits = (deadline.limit(connect), deadline.limit(read))
+        if 0 in limits:  # requests refuses a zero timeout: the turn's budget is spent
+            raise StreamTimeout(
+                f"the turn's timeout ({deadline.seconds:g}s) ran out before the request was sent",
+                timeout=deadline.seconds,
+                phase="connect",
+            )
         send = self._prepare(payload, limits, headers)
         response = _until_cancelled(send, deadline, self.url, self._runners)
         return self._events(response, send, deadline)

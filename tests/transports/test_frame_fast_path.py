@@ -15,9 +15,8 @@ import pytest
 
 from openai_ws.exceptions import ProtocolError
 from openai_ws.transports import WebSocketConnection
+from tests.conftest import KEY
 from tests.transports.servers import _Listener
-
-KEY = "sk-test-fast-path"
 
 
 def frame(opcode: int, payload: bytes, *, fin: bool = True) -> bytes:

@@ -37,18 +37,10 @@ from openai_ws.testing import (
     Text,
 )
 from openai_ws.transports import SSETransport, WebSocketConnection
-from tests.conftest import RECORDED, TIME_FACTOR, recorded_streams, wait_for
+from tests.conftest import FAST, KEY, RECORDED, TIME_FACTOR, recorded_streams, wait_for
 from tests.transports.servers import FixedResponseServer
 
-KEY = "sk-test-http-0123456789abcdef"
 TERMINAL = {"response.completed", "response.failed", "response.incomplete", "error"}
-FAST = LatencyModel.instant()
-
-
-@pytest.fixture
-def server() -> Iterator[FakeResponsesServer]:
-    with FakeResponsesServer(latency=FAST, api_key=KEY) as emulator:
-        yield emulator
 
 
 @pytest.fixture
@@ -427,3 +419,17 @@ def test_a_body_left_open_after_the_terminal_event_does_not_hold_us() -> None:
         # (the old drain waited a second)
         assert time.monotonic() - started < 0.5 * TIME_FACTOR
     assert [e.type for e in events] == ["response.completed"]
+
+
+def test_a_spent_turn_budget_is_a_timeout_before_anything_is_sent(
+    server: FakeResponsesServer,
+) -> None:
+    from openai_ws.transports._common import Deadline
+
+    transport = SSETransport(server.http_base_url, api_key=KEY)
+    spent = Deadline(0.0)
+    with pytest.raises(StreamTimeout) as info:  # not requests' ValueError for a 0 s timeout
+        transport.open(body(), spent)
+    assert info.value.phase == "connect"
+    assert server.requests == []
+    transport.close()

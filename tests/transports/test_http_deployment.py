@@ -19,26 +19,18 @@ import pytest
 from openai_ws import Client, Context, UserMessage
 from openai_ws.events import Error, StreamEvent
 from openai_ws.exceptions import ConnectionClosed
-from openai_ws.testing import FakeResponsesServer, LatencyModel, ScriptedModel, Stall
+from openai_ws.testing import FakeResponsesServer, ScriptedModel, Stall
 from openai_ws.transports import SSETransport
 from openai_ws.transports._common import Deadline
-from tests.conftest import TIME_FACTOR, wait_for
+from tests.conftest import FAST, KEY, TIME_FACTOR, wait_for
 from tests.transports.servers import ConnectProxy, _Listener, env
 from tests.transports.test_http_framing import ScriptServer, chunk, chunked_head, script
 
-KEY = "sk-test-deploy-0123456789abcdef"
-FAST = LatencyModel.instant()
 PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
 #: every proxy variable removed, in both cases
 NO_PROXY_ENV: dict[str, str | None] = dict.fromkeys(
     [*PROXY_VARIABLES, *(name.upper() for name in PROXY_VARIABLES)]
 )
-
-
-@pytest.fixture
-def server() -> Iterator[FakeResponsesServer]:
-    with FakeResponsesServer(latency=FAST, api_key=KEY) as emulator:
-        yield emulator
 
 
 def body(text: str = "hi") -> dict[str, Any]:

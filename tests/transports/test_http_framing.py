@@ -19,10 +19,9 @@ import requests.adapters
 
 from openai_ws.protocol import ServerEvent
 from openai_ws.transports import SSETransport
-from tests.conftest import TIME_FACTOR, wait_for
+from tests.conftest import KEY, TIME_FACTOR, wait_for
 from tests.transports.servers import _Listener
 
-KEY = "sk-test-framing-0123456789abcdef"
 #: How long the server waits for the client to confirm an event before sending the next anyway.
 PATIENCE = 3.0 * TIME_FACTOR
 
