@@ -243,11 +243,6 @@ class Session:
         """The session's WebSocket connection if it has one (never makes one)."""
         return self._connection
 
-    @property
-    def has_connection(self) -> bool:
-        """Whether the session holds a socket (open, or made for the turn under way)."""
-        return self._connection is not None
-
     def try_reserve(self) -> bool:
         """Take the turn lock if no turn is open (for the budget, to close this session's
         socket without racing a turn that starts); :meth:`unreserve` gives it back."""

@@ -264,7 +264,7 @@ def test_redis_stopped_between_turns(
 
 
 def open_sockets(client: Client) -> set[str]:
-    return {key for key, s in client._sessions.items() if s.has_connection}
+    return {key for key, s in client._sessions.items() if s.current_connection() is not None}
 
 
 def test_the_socket_budget_closes_the_least_recently_used_idle_socket(
