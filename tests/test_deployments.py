@@ -206,3 +206,26 @@ def test_a_per_turn_timeout_keeps_the_sessions_socket_and_chain(
             options = StreamOptions(timeout=timeout)
             client.stream("m", ctx(), session_id="s", options=options).result()
     assert server.stats.connections == 1  # never rebuilt for a different per-turn timeout
+
+
+def test_abandoning_a_response_on_a_mute_server_does_not_wait_for_its_close_reply(
+    server: FakeResponsesServer,
+) -> None:
+    # the mute server never answers the close frame: the fallback must not wait for it, and
+    # the reader must not outlive the socket (websocket-client's abort() is a no-op once a
+    # close frame was sent, so the reader used to wait for the next keepalive tick)
+    with MuteWebSocketServer() as mute:
+        url = f"ws://127.0.0.1:{mute.port}/v1/responses"
+        with Client(
+            api_key=KEY, base_url=server.http_base_url, websocket_url=url, first_event_timeout=0.3
+        ) as client:
+            started = time.monotonic()
+            stream = client.stream("m", ctx(), session_id="s")
+            events = list(stream)
+            elapsed = time.monotonic() - started
+            assert wait_for(
+                lambda: not [t for t in threading.enumerate() if "-reader-" in t.name], 1.0
+            )
+    assert isinstance(events[-1], Done)
+    assert stream.attempts == ["websocket: StreamTimeout", "sse: done"]
+    assert elapsed < 0.3 + 1.0 * TIME_FACTOR  # it took 0.3 s + 4 s

@@ -303,8 +303,7 @@ class Link:
             deadline = Deadline(timeout)
             self.ended.wait(deadline.remaining())
             if self.reader.is_alive():
-                with contextlib.suppress(Exception):
-                    ws.abort()  # wakes the reader's recv
+                _wake(ws)
                 self.reader.join(deadline.remaining())
         with contextlib.suppress(Exception):
             ws.shutdown()
@@ -458,12 +457,21 @@ class Link:
             self.ended_at = time.monotonic()
             self.ended.set()
             put(end)
-            with contextlib.suppress(Exception):
-                ws.abort()
+            _wake(ws)
             if end.by_us:
                 logger.info("websocket %s: socket %d closed", name, self.number)
             else:
                 logger.warning("websocket %s: socket %d ended: %s", name, self.number, end.error)
+
+
+def _wake(ws: Any) -> None:
+    """Shut the socket down, which wakes a ``recv`` blocked in another thread (closing the
+    descriptor does not). Not websocket-client's ``abort()``: that does nothing once
+    ``send_close()`` ran, exactly when a reader waiting for a close reply needs waking."""
+    sock = getattr(ws, "sock", None)
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
 
 
 # -- opening -------------------------------------------------------------------------------
@@ -506,8 +514,7 @@ class _Handshake:
             abandoned = self.abandoned
         self.settled.set()
         if abandoned:  # nobody will use this socket
-            with contextlib.suppress(Exception):
-                self.ws.abort()
+            _wake(self.ws)
             with contextlib.suppress(Exception):
                 self.ws.shutdown()
 
@@ -603,8 +610,8 @@ def open_link(
     if attempt.error is not None:
         raise _connect_error(url, ws, attempt.error, connect_timeout) from attempt.error
     if deadline.cancelled or closed.cancelled:
+        _wake(ws)
         with contextlib.suppress(Exception):
-            ws.abort()
             ws.shutdown()
         if closed.cancelled:
             raise _closed_meanwhile()

@@ -655,7 +655,10 @@ class WebSocketConnection(Transport):
                 self._previous_response_id = None
         if link.alive:
             logger.info("websocket %s: abandoning the response in flight (%s)", self.name, why)
-        link.retire(graceful=True, reason="response abandoned")
+        # the close frame goes out, but no reply is waited for: a turn that abandons a
+        # response (to fall back, to retry, or because the caller left) must not hang on a
+        # server that stopped answering
+        link.retire(graceful=True, reason="response abandoned", timeout=0.2)
 
     def close(self, timeout: float = 2.0) -> None:
         """Close the connection: send a close frame, wait (at most *timeout*) for the reader to
