@@ -229,3 +229,23 @@ def test_abandoning_a_response_on_a_mute_server_does_not_wait_for_its_close_repl
     assert isinstance(events[-1], Done)
     assert stream.attempts == ["websocket: StreamTimeout", "sse: done"]
     assert elapsed < 0.3 + 1.0 * TIME_FACTOR  # it took 0.3 s + 4 s
+
+
+def test_without_keepalive_a_silence_longer_than_connect_timeout_is_not_a_drop(
+    server: FakeResponsesServer,
+) -> None:
+    # the handshake's socket timeout (connect_timeout) must not stay on the socket: with pings
+    # off, the reader blocks, and only the turn's own timeouts bound the wait
+    server.model = ScriptedModel(["after a long think"])
+    server.inject(Stall(1.0, after_events=1), transport="websocket")
+    with Client(
+        api_key=KEY,
+        base_url=server.http_base_url,
+        connect_timeout=0.3,
+        ping_interval=None,
+        timeout=30,
+    ) as client:
+        stream = client.stream("m", ctx(), session_id="s", transport="websocket")
+        events = list(stream)
+    assert isinstance(events[-1], Done), events[-1]
+    assert stream.attempts == ["websocket: done"]

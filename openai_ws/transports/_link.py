@@ -343,9 +343,11 @@ class Link:
                 raise _QueueOverflow
 
         keepalive = self.ping_interval is not None
-        if keepalive:
+        if keepalive:  # the reader wakes on a silent socket to ping it
             tick = min(t for t in (self.ping_interval, self.ping_timeout) if t is not None)
             ws.sock.settimeout(max(0.01, tick / 2))
+        else:  # the reader blocks: waits are deadlines on the queue, never socket timeouts
+            ws.sock.settimeout(None)
         reader = _SocketReader(
             ws.sock,
             hand_over,
