@@ -1,9 +1,10 @@
 """HTTP streaming: ``POST /v1/responses`` with ``stream: true``, read as server-sent events.
 
 :class:`SSETransport` uses a ``requests.Session`` (its own, or yours) to send the request and
-reads the body itself, from urllib3's response, in pieces as they arrive: chunk by chunk for a
-chunked body, one socket read at a time (``read1``) for a body delimited by the end of the
-connection or by ``Content-Length``. (``iter_content(chunk_size=None)`` would read a
+reads the body itself, in pieces as they arrive: for a chunked body, every chunk that came with
+one socket read (the framing parsed here, straight from the connection; urllib3's reader, chunk
+by chunk, when the body has a content encoding), and one socket read at a time (``read1``) for a
+body delimited by the end of the connection or by ``Content-Length``. (``iter_content(chunk_size=None)`` would read a
 close-delimited body to its end before yielding anything, and ``iter_lines()`` splits a CRLF
 that straddles two chunks into a phantom blank line.) The bytes go to the core's
 :class:`~openai_ws.sse.SSEDecoder`, which yields the same typed server events as WebSocket mode.
@@ -530,11 +531,142 @@ def _from_urllib3(raw: object) -> bool:
 
 def _changed(wait: float | None, last: object) -> bool:
     """Whether a socket timeout of *last* seconds must be set again for *wait*: only when it
-    changed by more than a few milliseconds (the deadline restarts with every event, so the
-    exact value moves all the time), which saves a system call per read."""
+    changed by more than a few milliseconds (the deadline restarts with every read that
+    brought events, so the exact value moves all the time), which saves a system call per read."""
     if wait is None or not isinstance(last, float | int):
         return wait is not last
     return abs(wait - last) > 0.005
+
+
+#: The longest chunk-size or trailer line accepted (urllib3's own limit).
+_MAX_CHUNK_LINE: Final = 2**16
+
+#: The most a read of a chunked body takes from the socket at once.
+_READ_SIZE: Final = 2**16
+
+
+class _ChunkedBody:
+    """A chunked body read straight from the connection's buffered file, every piece of
+    payload that has arrived in one read (urllib3's reader yields one HTTP chunk per call,
+    and the service sends one event per chunk: a backlog of events cost a read each).
+
+    The framing is read as urllib3 reads it (a chunk-size line up to ``;``, the two bytes
+    after a chunk's data skipped, trailer lines up to a blank one), with the same line limit.
+    At the end of the body the connection goes back to the pool, as urllib3 does. Used only
+    for urllib3 2's responses without a content encoding; anything else keeps urllib3's reader.
+
+    Not thread-safe: one reader; a close from another thread shuts the socket down, which ends
+    a blocked read.
+    """
+
+    __slots__ = ("_crlf", "_error", "_file", "_left", "_line", "_raw", "_trailer", "ended")
+
+    def __init__(self, raw: Any, file: Any) -> None:
+        self._raw = raw
+        self._file = file
+        self._line = b""  # the start of a chunk-size or trailer line
+        self._left = 0  # data bytes left in the current chunk
+        self._crlf = 0  # bytes still to skip after the current chunk's data
+        self._trailer = False  # the last chunk came: trailer lines until a blank one
+        self._error: Exception | None = None  # broken framing after data still to deliver
+        self.ended = False
+
+    @classmethod
+    def of(cls, raw: Any) -> _ChunkedBody | None:
+        """The reader for urllib3 2's response *raw*, or None when urllib3 must read it (a
+        content encoding to decode, a response of another shape)."""
+        encoding = raw.headers.get("content-encoding", "")
+        if encoding.strip().lower() not in ("", "identity"):
+            return None
+        original = getattr(raw, "_original_response", None)
+        file = getattr(getattr(raw, "_fp", None), "fp", None)
+        if original is None or file is None or not hasattr(file, "read1"):
+            return None
+        if getattr(raw, "chunk_left", None) is not None or not hasattr(raw, "release_conn"):
+            return None  # urllib3 started reading it
+        return cls(raw, file)
+
+    def read(self) -> bytes | None:
+        """The data of the chunks that arrived with one read (b"" once the body ended; None
+        when the read brought framing only).
+
+        Raises:
+            urllib3.exceptions.ProtocolError: the framing is invalid, or the body was cut.
+            OSError: the socket failed or timed out.
+        """
+        if self.ended:
+            return b""
+        if self._error is not None:
+            raise self._error
+        data = self._file.read1(_READ_SIZE)
+        if not data:
+            if self._trailer:  # the last chunk came, its blank line not: urllib3 accepts it
+                self.ended = True  # (the connection is closed with the response)
+                return b""
+            raise urllib3.exceptions.ProtocolError("Response ended prematurely")
+        if self._line:
+            data = self._line + data
+            self._line = b""
+        pieces: list[bytes] = []
+        pos, size = 0, len(data)
+        while pos < size:
+            left = self._left
+            if left:
+                end = pos + left
+                if end > size:
+                    pieces.append(data[pos:] if pos else data)
+                    self._left = end - size
+                    break
+                pieces.append(data[pos:end])
+                self._left = 0
+                self._crlf = 2
+                pos = end
+                continue
+            if self._crlf:  # urllib3 skips these two bytes without looking at them
+                skip = min(self._crlf, size - pos)
+                self._crlf -= skip
+                pos += skip
+                continue
+            eol = data.find(b"\n", pos)
+            line = data[pos:] if eol < 0 else data[pos : eol + 1]
+            if len(line) > _MAX_CHUNK_LINE:
+                self._error = urllib3.exceptions.ProtocolError(
+                    "Response chunk line exceeded maximum allowed length"
+                )
+                break
+            if eol < 0:
+                self._line = line
+                break
+            pos = eol + 1
+            if self._trailer:
+                if line in (b"\r\n", b"\n"):
+                    self._end()
+                    break
+                continue
+            try:
+                length = int(line.split(b";", 1)[0], 16)
+            except ValueError:
+                length = -1
+            if length < 0:
+                self._error = urllib3.exceptions.ProtocolError(
+                    f"Invalid chunk length: {line[:40]!r}"
+                )
+                break
+            if length:
+                self._left = length
+            else:
+                self._trailer = True
+        if pieces:  # what came before broken framing is delivered first
+            return pieces[0] if len(pieces) == 1 else b"".join(pieces)
+        if self._error is not None:
+            raise self._error
+        return b"" if self.ended else None
+
+    def _end(self) -> None:
+        """The body ended: give the connection back to the pool (as urllib3 does)."""
+        self.ended = True
+        self._raw._original_response.close()
+        self._raw.release_conn()
 
 
 class HTTPResponseEvents(ResponseStream):
@@ -579,10 +711,14 @@ class HTTPResponseEvents(ResponseStream):
         #: chunked encoding); for a response that is not urllib3's (an adapter of the
         #: caller's, a test double) or urllib3 1.26's, requests' own reader
         self._chunks: Iterator[bytes] | None = None
+        #: a chunked body read straight from the connection (see :class:`_ChunkedBody`)
+        self._body: _ChunkedBody | None = None
         if not _from_urllib3(raw):
             self._chunks = response.iter_content(chunk_size=None)
         elif raw.chunked and raw.supports_chunked_reads():
-            self._chunks = raw.read_chunked(None, decode_content=True)
+            self._body = _ChunkedBody.of(raw)
+            if self._body is None:
+                self._chunks = raw.read_chunked(None, decode_content=True)
         elif not hasattr(raw, "read1"):
             self._chunks = response.iter_content(chunk_size=None)
         self._sock = _socket_of(raw)
@@ -594,12 +730,18 @@ class HTTPResponseEvents(ResponseStream):
         self._pid = os.getpid()
         self.request_id = request_id
 
-    def _read(self, wait: float | None) -> bytes:
-        """The next piece of the body as it comes (b"" at its end), waiting at most *wait*."""
+    def _read(self, wait: float | None) -> bytes | None:
+        """The next piece of the body as it comes (b"" at its end; None when only a chunked
+        body's framing came), waiting at most *wait*."""
+        body = self._body
+        if body is not None and body.ended:
+            return b""  # and the socket is the pool's again: not ours to touch
         sock = self._sock
         if sock is not None and _changed(wait, self._sock_timeout):
             sock.settimeout(wait)
             self._sock_timeout = wait
+        if body is not None:
+            return body.read()
         if self._chunks is not None:
             return next(self._chunks, b"")
         data: bytes = self._raw.read1(decode_content=True)
@@ -609,9 +751,13 @@ class HTTPResponseEvents(ResponseStream):
         if self._done:
             self._finish()
             raise StopIteration
+        pending = self._pending
         try:
-            while not self._pending:
+            waited = not pending  # already received: no waiting, no deadline restarted
+            while not pending:
                 chunk = self._read(self._wait())
+                if chunk is None:
+                    continue
                 if not chunk:
                     if self._deadline.cancelled or self._abandoned:
                         raise self._cancelled()
@@ -624,9 +770,9 @@ class HTTPResponseEvents(ResponseStream):
                         retryable=True,
                     )
                 self.bytes_received += len(chunk)
-                self._pending = self._decoder.feed(chunk)
-                self._pending.reverse()
-            message = self._pending.pop()
+                pending = self._pending = self._decoder.feed(chunk)
+                pending.reverse()
+            message = pending.pop()
             if message.data == "[DONE]":  # not sent by the Responses API; tolerated
                 raise ConnectionClosed(
                     "the event stream said [DONE] before the response's terminal event",
@@ -662,7 +808,7 @@ class HTTPResponseEvents(ResponseStream):
         except BaseException:
             self._end()
             raise
-        self._arrived(event, waited=True)
+        self._arrived(event, waited=waited)
         return event  # the terminal one too, at once: the body's end is read afterwards
 
     def _cancelled(self) -> ConnectionClosed:
@@ -677,11 +823,15 @@ class HTTPResponseEvents(ResponseStream):
         try:
             if self._ended:
                 return
-            reusable = self._chunks is not None or getattr(self._raw, "length_remaining", None)
+            reusable = (
+                self._body is not None
+                or self._chunks is not None
+                or getattr(self._raw, "length_remaining", None)
+            )
             if reusable and self._sock is not None and not self._deadline.cancelled:
                 self._sock_timeout = _UNSET
                 try:
-                    while self._read(DRAIN_GRACE):  # what follows is not ours to deliver
+                    while self._read(DRAIN_GRACE) != b"":  # what follows is not ours
                         pass
                 except Exception:  # noqa: S110 - the connection is closed below
                     pass
