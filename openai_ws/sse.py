@@ -110,12 +110,26 @@ class SSEDecoder:
     def _lf_lines(self, data: bytes) -> list[SSEMessage]:
         """The events of *data*: the whole unread input, with LF line ends only."""
         messages: list[SSEMessage] = []
+        append = messages.append
         *lines, rest = data.split(b"\n")
         for line in lines:
             if not line:
-                message = self._dispatch()
-                if message is not None:
-                    messages.append(message)
+                if self._data:  # as _dispatch does, without its steps
+                    self.last_event_id = self._id_buffer
+                    append(
+                        SSEMessage(
+                            self._event or "message",
+                            "\n".join(self._data),
+                            self._id_buffer,
+                            self._retry_this_event,
+                        )
+                    )
+                    self._event = ""
+                    self._data = []
+                    self._has_fields = False
+                    self._retry_this_event = None
+                else:
+                    self._dispatch()  # nothing to dispatch; resets the event
             elif line.startswith(b"data: "):  # as _process_line does, without its steps
                 self._data.append(line[6:].decode("utf-8", "replace"))
                 self._has_fields = True
