@@ -182,6 +182,43 @@ class ItemDigest:
         return self._hash.hexdigest()
 
 
+class InputItems(list[Any]):
+    """A request's ``input`` list (a plain list to everything else) that knows the running
+    :class:`ItemDigest` of some of its prefixes, so that the planner and :func:`fingerprint`
+    hash only the items after the nearest one (O(new items), not O(history)).
+
+    :func:`~openai_ws.options.build_request` makes it from the digests it keeps per
+    conversation. The checkpoints are trusted only while the list has the length it was made
+    with; else (or for a plain list) everything is hashed.
+    """
+
+    __slots__ = ("_checkpoints", "_length")
+
+    def __init__(self, items: Iterable[Any], checkpoints: Iterable[ItemDigest] = ()) -> None:
+        super().__init__(items)
+        self._length = len(self)
+        self._checkpoints = tuple(sorted(checkpoints, key=lambda d: d.count))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # a copy or a pickle is a plain list (the running hashes are not picklable)
+        return (list, (list(self),))
+
+    def digest_upto(self, count: int) -> ItemDigest:
+        """A new :class:`ItemDigest` of the first *count* items."""
+        start = ItemDigest()
+        if len(self) == self._length:
+            for checkpoint in self._checkpoints:
+                if checkpoint.count <= count:
+                    start = checkpoint
+        return start.copy().update(self[start.count : count])
+
+
+def _digest_upto(items: list[Any], count: int) -> ItemDigest:
+    if isinstance(items, InputItems):
+        return items.digest_upto(count)
+    return ItemDigest().update(items[:count])
+
+
 @attrs.frozen
 class Fingerprint:
     """What the next turn needs to check the strict-suffix rule against a response, without
@@ -215,9 +252,11 @@ def fingerprint(
         input_digest: the digest of *request*'s input, when the caller has it already (it
             is extended, not changed); computed here otherwise.
     """
-    digest = input_digest.copy() if input_digest is not None else None
-    if digest is None:
-        digest = ItemDigest().update(_as_items(request.get("input")))
+    if input_digest is not None:
+        digest = input_digest.copy()
+    else:
+        items = _as_items(request.get("input"))
+        digest = _digest_upto(items, len(items))
     digest.update(output_items_to_input_items(output, tools=request.get("tools")))
     wrappers = tuple(
         dict(item)
@@ -253,7 +292,7 @@ def plan_from_fingerprint(
     items = _as_items(request.get("input"))
     if len(items) < previous.length:
         return _full(request, "the history is not a continuation of the previous turn"), None
-    digest = ItemDigest().update(items[: previous.length])
+    digest = _digest_upto(items, previous.length)
     if digest.hexdigest() != previous.prefix:
         return _full(request, "the history is not a continuation of the previous turn"), None
     delta = items[previous.length :]

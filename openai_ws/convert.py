@@ -300,28 +300,69 @@ def convert_messages_to_input_items(messages: Iterable[Message]) -> list[JSONDic
         ValueError: a computer call's result has neither ``output`` nor a screenshot image
             (and is not an error result, which gets a blank screenshot).
     """
-    items: list[JSONDict] = []
-    calls: dict[str, ToolCall] = {}
-    for message in messages:
-        if isinstance(message, UserMessage):
-            items.append(
-                {"type": "message", "role": "user", "content": _user_parts(message.content)}
-            )
-        elif isinstance(message, AssistantMessage):
-            if message.stop_reason in ("error", "aborted"):
-                continue
-            items.extend(_assistant_items(message))
-            for call in message.tool_calls:
-                calls.setdefault(call.call_id, call)
-        elif isinstance(message, ToolResultMessage):
-            call_id, _ = split_tool_call_id(message.tool_call_id)
-            items.append(_result_item(message, calls.get(call_id)))
-        else:
-            raise TypeError(
-                "messages must be UserMessage, AssistantMessage or ToolResultMessage, "
-                f"got {type(message).__name__}"
-            )
-    return items
+    state = InputState()
+    state.extend(messages)
+    return state.items
+
+
+class InputState:
+    """:func:`convert_messages_to_input_items`'s work over the start of a conversation,
+    resumable: the next turn's request converts only the new messages
+    (:mod:`openai_ws.options` keeps one per :class:`~openai_ws.messages.Context`).
+
+    Not thread-safe: extend a :meth:`copy`, never a state another thread may read.
+    """
+
+    __slots__ = ("calls", "items")
+
+    def __init__(self) -> None:
+        self.items: list[JSONDict] = []
+        self.calls: dict[str, ToolCall] = {}  # call id -> its first call, for the results
+
+    def copy(self) -> InputState:
+        other = InputState()
+        other.items = list(self.items)
+        other.calls = dict(self.calls)
+        return other
+
+    def extend(self, messages: Iterable[Message]) -> None:
+        """Convert *messages*, which follow the ones this state holds, and add their items.
+
+        Raises:
+            TypeError, ValueError: as :func:`convert_messages_to_input_items`.
+        """
+        items, calls = self.items, self.calls
+        for message in messages:
+            if isinstance(message, UserMessage):
+                items.append(
+                    {"type": "message", "role": "user", "content": _user_parts(message.content)}
+                )
+            elif isinstance(message, AssistantMessage):
+                if message.stop_reason in ("error", "aborted"):
+                    continue
+                items.extend(_assistant_items(message))
+                for call in message.tool_calls:
+                    calls.setdefault(call.call_id, call)
+            elif isinstance(message, ToolResultMessage):
+                call_id, _ = split_tool_call_id(message.tool_call_id)
+                items.append(_result_item(message, calls.get(call_id)))
+            else:
+                raise TypeError(
+                    "messages must be UserMessage, AssistantMessage or ToolResultMessage, "
+                    f"got {type(message).__name__}"
+                )
+
+    def converted(self, messages: Iterable[Message]) -> list[JSONDict]:
+        """The items of *messages* as if they followed this state, without changing it (for
+        the synthetic results a request ends with)."""
+        other = InputState()
+        other.calls = self.calls  # read only: results add no calls
+        for message in messages:
+            if not isinstance(message, ToolResultMessage):
+                other.calls = dict(self.calls)
+                break
+        other.extend(messages)
+        return other.items
 
 
 def _int(value: Any) -> int:

@@ -193,6 +193,110 @@ def _check_id(value: str, what: str) -> None:
         raise ValueError(f"{what} has an empty or blank tool call id ({value!r})")
 
 
+class HistoryState:
+    """:func:`prepare_history`'s work over the start of a conversation, resumable: the request
+    of the next turn extends it with the new messages only (:mod:`openai_ws.options` keeps one
+    per :class:`~openai_ws.messages.Context`).
+
+    It holds the hygiene's output so far without the synthetic results of the calls still
+    waiting at the end (:meth:`finish` adds them), so that a result that arrives later is
+    placed as if the whole history had been prepared at once. Not thread-safe: extend a
+    :meth:`copy`, never a state another thread may read.
+    """
+
+    __slots__ = ("answered", "calls", "dropped", "out", "pending", "warnings")
+
+    def __init__(self) -> None:
+        self.calls: set[str] = set()  # every replayed call's call id
+        self.out: list[Message] = []
+        self.pending: list[ToolCall] = []  # calls of the last assistant message still waiting
+        self.answered: set[str] = set()
+        self.dropped: set[str] = set()  # the call ids of the results dropped as orphans
+        self.warnings: list[tuple[str, str]] = []  # (tool name, call id) of each drop
+
+    def copy(self) -> HistoryState:
+        other = HistoryState()
+        other.calls = set(self.calls)
+        other.out = list(self.out)
+        other.pending = list(self.pending)
+        other.answered = set(self.answered)
+        other.dropped = set(self.dropped)
+        other.warnings = list(self.warnings)
+        return other
+
+    def extend(self, messages: Sequence[Message]) -> bool:
+        """Prepare *messages*, which follow the ones this state holds.
+
+        Returns:
+            False, with the state unusable, when a new call answers a result this state
+            dropped as an orphan: the whole history must then be prepared again.
+
+        Raises:
+            ValueError: a replayed tool call or a tool result has an empty or blank id.
+        """
+        new_calls: set[str] = set()
+        for message in messages:
+            if isinstance(message, AssistantMessage) and message.stop_reason not in (
+                "error",
+                "aborted",
+            ):
+                for call in message.tool_calls:
+                    _check_id(call.id, f"the {call.name!r} tool call")
+                    new_calls.add(call.call_id)
+            elif isinstance(message, ToolResultMessage):
+                _check_id(message.tool_call_id, f"the {message.tool_name!r} tool result")
+        if not self.dropped.isdisjoint(new_calls):
+            return False
+        calls = self.calls
+        calls |= new_calls
+        out, pending, answered = self.out, self.pending, self.answered
+        for message in messages:
+            if isinstance(message, ToolResultMessage):
+                call_id = message.tool_call_id.partition("|")[0].strip() or (
+                    message.tool_call_id.partition("|")[2].strip()
+                )
+                if call_id not in calls:
+                    self.dropped.add(call_id)
+                    self.warnings.append((message.tool_name, call_id))
+                    continue
+                answered.add(call_id)
+                out.append(message)
+                continue
+            if isinstance(message, (UserMessage, AssistantMessage)):
+                _settle(pending, answered, out)
+            out.append(message)
+            if isinstance(message, AssistantMessage) and message.stop_reason not in (
+                "error",
+                "aborted",
+            ):
+                pending.extend(message.tool_calls)
+        return True
+
+    def finish(self) -> list[Message]:
+        """The synthetic results of the calls still waiting at the end (the state is not
+        changed): the prepared history is ``state.out + state.finish()``."""
+        tail: list[Message] = []
+        _settle(list(self.pending), set(self.answered), tail)
+        return tail
+
+    def log_drops(self) -> None:
+        """Log a WARNING for each result dropped as an orphan (on every request, as before)."""
+        for tool_name, call_id in self.warnings:
+            logger.warning(
+                "dropped the result of tool %r: no call with id %r in the history",
+                tool_name,
+                call_id,
+            )
+
+
+def _settle(pending: list[ToolCall], answered: set[str], out: list[Message]) -> None:
+    for call in pending:
+        if call.call_id not in answered:
+            out.append(ToolResultMessage(call.id, call.name, MISSING_RESULT_TEXT, is_error=True))
+            answered.add(call.call_id)
+    pending.clear()
+
+
 def prepare_history(messages: Iterable[Message]) -> list[Message]:
     """The messages to send: every call answered, no orphan results (see the module docstring).
 
@@ -201,53 +305,7 @@ def prepare_history(messages: Iterable[Message]) -> list[Message]:
     Raises:
         ValueError: a replayed tool call or a tool result has an empty or blank id.
     """
-    source = list(messages)
-    calls: dict[str, ToolCall] = {}
-    for message in source:
-        if isinstance(message, AssistantMessage) and message.stop_reason not in (
-            "error",
-            "aborted",
-        ):
-            for call in message.tool_calls:
-                _check_id(call.id, f"the {call.name!r} tool call")
-                calls.setdefault(call.call_id, call)
-        elif isinstance(message, ToolResultMessage):
-            _check_id(message.tool_call_id, f"the {message.tool_name!r} tool result")
-    out: list[Message] = []
-    pending: list[ToolCall] = []  # calls of the last assistant message still waiting
-    answered: set[str] = set()
-
-    def settle() -> None:
-        for call in pending:
-            if call.call_id not in answered:
-                out.append(
-                    ToolResultMessage(call.id, call.name, MISSING_RESULT_TEXT, is_error=True)
-                )
-                answered.add(call.call_id)
-        pending.clear()
-
-    for message in source:
-        if isinstance(message, ToolResultMessage):
-            call_id = message.tool_call_id.partition("|")[0].strip() or (
-                message.tool_call_id.partition("|")[2].strip()
-            )
-            if call_id not in calls:
-                logger.warning(
-                    "dropped the result of tool %r: no call with id %r in the history",
-                    message.tool_name,
-                    call_id,
-                )
-                continue
-            answered.add(call_id)
-            out.append(message)
-            continue
-        if isinstance(message, (UserMessage, AssistantMessage)):
-            settle()
-        out.append(message)
-        if isinstance(message, AssistantMessage) and message.stop_reason not in (
-            "error",
-            "aborted",
-        ):
-            pending.extend(message.tool_calls)
-    settle()
-    return out
+    state = HistoryState()
+    state.extend(list(messages))  # from nothing, nothing was dropped before
+    state.log_drops()
+    return state.out + state.finish()

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import operator
+import threading
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import attrs
 
-from .convert import convert_messages_to_input_items, convert_tools
-from .history import prepare_history
-from .messages import Context
+from .chain import InputItems, ItemDigest
+from .convert import InputState, convert_messages_to_input_items, convert_tools
+from .history import HistoryState, prepare_history
+from .messages import Context, Message
 
 __all__ = ["StreamOptions", "build_request"]
 
@@ -116,6 +120,95 @@ class StreamOptions:
             raise TypeError("StreamOptions.on_payload must be callable")
 
 
+@attrs.frozen
+class _Prepared:
+    """What the last request built from a context computed (never changed once made): the
+    messages it was built from, the hygiene and the conversion resumable from their end, and
+    the running digest of those items."""
+
+    messages: tuple[Message, ...]  # held, so that their ids stay theirs
+    history: HistoryState
+    inputs: InputState
+    digest: ItemDigest
+
+
+class _Memo:
+    """One :class:`_Prepared` per live :class:`~openai_ws.messages.Context`, keyed by the
+    context's id (a context is mutable, hence unhashable) and dropped with the context.
+
+    A turn whose messages start with the very same objects as the last request's (compared by
+    identity, never by value) prepares, converts and hashes only the messages after them; any
+    other list (a message removed, replaced, even by an equal one, or reordered) is prepared
+    from the start. Messages are frozen; changing a list or dict inside one after it was sent
+    is not seen, as the documentation says. Thread-safe: a :class:`_Prepared` is never changed,
+    a new one replaces it.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()  # a context's death may call _forget in a locked block
+        self._entries: dict[int, tuple[weakref.ref[Context], _Prepared]] = {}
+
+    def _forget(self, key: int, ref: weakref.ref[Context]) -> None:
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is not None and entry[0] is ref:
+                del self._entries[key]
+
+    def _forgetter(self, key: int) -> Callable[[weakref.ref[Context]], None]:
+        return lambda ref: self._forget(key, ref)
+
+    def input_items(self, context: Context) -> InputItems:
+        """The prepared and converted messages of *context*, with their digests.
+
+        Raises:
+            ValueError, TypeError: as :func:`~openai_ws.history.prepare_history` and
+                :func:`~openai_ws.convert.convert_messages_to_input_items`.
+        """
+        key = id(context)
+        with self._lock:
+            entry = self._entries.get(key)
+        messages = context.messages
+        previous: _Prepared | None = None
+        if entry is not None and entry[0]() is context:
+            previous = entry[1]
+            done = len(previous.messages)
+            if len(messages) < done or not all(map(operator.is_, previous.messages, messages)):
+                previous = None
+        prepared: _Prepared | None = None
+        if previous is not None:
+            history = previous.history.copy()
+            new = messages[len(previous.messages) :]
+            if history.extend(new):  # False: a new call answers a result dropped before
+                start = len(previous.history.out)
+                inputs = previous.inputs.copy()
+                inputs.extend(history.out[start:])
+                digest = previous.digest.copy().update(inputs.items[len(previous.inputs.items) :])
+                prepared = _Prepared(tuple(messages), history, inputs, digest)
+            else:
+                previous = None  # prepared again from the start: its digest is not ours
+        if prepared is None:
+            history = HistoryState()
+            history.extend(list(messages))
+            inputs = InputState()
+            inputs.extend(history.out)
+            digest = ItemDigest().update(inputs.items)
+            prepared = _Prepared(tuple(messages), history, inputs, digest)
+        history.log_drops()
+        tail = inputs.converted(history.finish())
+        checkpoints = [prepared.digest]
+        if previous is not None:
+            checkpoints.append(previous.digest)
+        with self._lock:
+            ref = entry[0] if entry is not None and entry[0]() is context else None
+            if ref is None:
+                ref = weakref.ref(context, self._forgetter(key))
+            self._entries[key] = (ref, prepared)
+        return InputItems(inputs.items + tail, checkpoints)
+
+
+_MEMO = _Memo()
+
+
 def build_request(model: str, context: Context, options: StreamOptions) -> JSONDict:
     """The whole request for a turn: the full conversation, the tools, every option.
 
@@ -127,8 +220,12 @@ def build_request(model: str, context: Context, options: StreamOptions) -> JSOND
             or the request would carry nothing at all (an empty ``Context()``).
     """
     # hygiene first: every call answered, no orphan results, blank ids refused (ValueError)
-    messages = prepare_history(context.messages)
-    body: JSONDict = {"model": model, "input": convert_messages_to_input_items(messages)}
+    if options.on_payload is None:
+        items: list[JSONDict] = _MEMO.input_items(context)
+    else:
+        # the hook may change the items in place: they must be this request's own
+        items = convert_messages_to_input_items(prepare_history(context.messages))
+    body: JSONDict = {"model": model, "input": items}
     instructions = (
         options.instructions if options.instructions is not None else context.system_prompt
     )
