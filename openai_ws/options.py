@@ -215,6 +215,15 @@ def build_request(model: str, context: Context, options: StreamOptions) -> JSOND
     The same body goes over both transports; chaining may then replace ``input`` with only the
     new items and add ``previous_response_id``.
 
+    The work is incremental: per *context* (by identity; forgotten with the context), the
+    hygiene, the converted items and their digest are kept, and a request whose messages start
+    with the very objects of the last one's prepares only the messages after them. Any other
+    change to ``context.messages`` (a message removed, inserted, reordered, or replaced, even
+    by an equal one) is prepared from the start. Messages are frozen: a list or dict inside a
+    message changed in place after a request was built from it is not seen; replace the
+    message instead. With ``options.on_payload`` the items are built afresh (the hook may change
+    them in place). Thread-safe.
+
     Raises:
         ValueError: the history breaks a rule (see :func:`~openai_ws.history.prepare_history`),
             or the request would carry nothing at all (an empty ``Context()``).
