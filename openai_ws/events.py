@@ -512,7 +512,11 @@ class MessageBuilder:
             self._text_part(event, out, refusal=kind == "refusal")
 
     def _on_text_delta(self, event: OutputTextDelta | RefusalDelta, out: list[StreamEvent]) -> None:
-        index, part = self._text_part(event, out, refusal=isinstance(event, RefusalDelta))
+        last = self._last_text  # the common case, inline: another delta of the same part
+        if last is not None and last[0] == event.output_index and last[1] == event.content_index:
+            index, part = last[2], last[3]
+        else:
+            index, part = self._text_part(event, out, refusal=isinstance(event, RefusalDelta))
         delta = event.delta
         # parsing leaves surrogates only at a delta's edges: the halves of a split pair
         if self._held or (
@@ -522,10 +526,11 @@ class MessageBuilder:
             if not delta:
                 return
         part.append(delta)
+        snapshot = tuple([p.length for p in self.parts])  # as _view, without its two calls
         out.append(
             TextDelta(
                 raw=event,
-                view=self._view(),
+                view=lambda: self.partial(snapshot),
                 content_index=index,
                 delta=delta,
                 phase=part.extra["phase"],

@@ -18,6 +18,7 @@ Example::
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import attrs
 
@@ -67,6 +68,16 @@ class SSEDecoder:
         self._id_buffer = ""  # persists across events, unlike the data and event buffers
         self.last_event_id = ""
         self.retry: int | None = None
+        self._data_only = False  # set by _feed_data: dispatch an event's data, not a message
+
+    def _feed_data(self, chunk: bytes) -> list[str]:
+        """:meth:`feed`, returning only each event's data (what the transports use: no
+        :class:`SSEMessage` is made). The decoder's state moves exactly as with :meth:`feed`."""
+        self._data_only = True
+        try:
+            return self.feed(chunk)  # type: ignore[return-value]
+        finally:
+            self._data_only = False
 
     def feed(self, chunk: bytes) -> list[SSEMessage]:
         """Consume *chunk* and return the events it completed, in order.
@@ -107,17 +118,20 @@ class SSEDecoder:
             return self._lf_lines(bytes(buffer))
         return self._any_lines()
 
-    def _lf_lines(self, data: bytes) -> list[SSEMessage]:
+    def _lf_lines(self, data: bytes) -> list[Any]:
         """The events of *data*: the whole unread input, with LF line ends only."""
-        messages: list[SSEMessage] = []
+        messages: list[Any] = []
         append = messages.append
+        data_only = self._data_only
         *lines, rest = data.split(b"\n")
         for line in lines:
             if not line:
                 if self._data:  # as _dispatch does, without its steps
                     self.last_event_id = self._id_buffer
                     append(
-                        SSEMessage(
+                        "\n".join(self._data)
+                        if data_only
+                        else SSEMessage(
                             self._event or "message",
                             "\n".join(self._data),
                             self._id_buffer,
@@ -142,10 +156,10 @@ class SSEDecoder:
         self._scan_from = len(rest)
         return messages
 
-    def _any_lines(self) -> list[SSEMessage]:
+    def _any_lines(self) -> list[Any]:
         """The events of the buffer, whatever its line ends (CR, LF, CRLF)."""
         buffer = self._buffer
-        messages: list[SSEMessage] = []
+        messages: list[Any] = []
         start = 0
         search = _EOL.search
         match = search(buffer, self._scan_from)
@@ -193,7 +207,7 @@ class SSEDecoder:
         self._has_fields = False
         self._retry_this_event = None
 
-    def _process_line(self, raw: bytes) -> SSEMessage | None:
+    def _process_line(self, raw: bytes) -> Any:
         if not raw:
             return self._dispatch()
         if raw[0] == 0x3A:  # ":" starts a comment (keep-alives)
@@ -219,12 +233,17 @@ class SSEDecoder:
         # any other field name is ignored, as the rules say
         return None
 
-    def _dispatch(self) -> SSEMessage | None:
+    def _dispatch(self) -> Any:
+        """The event the blank line ends (its data only with ``_data_only``), or None."""
         self.last_event_id = self._id_buffer
         if not self._data:
             # A blank line with no data dispatches nothing; the event type is reset.
             self._reset_event()
             return None
+        if self._data_only:
+            data = "\n".join(self._data)
+            self._reset_event()
+            return data
         message = SSEMessage(
             event=self._event or "message",
             data="\n".join(self._data),

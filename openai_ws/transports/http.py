@@ -4,9 +4,10 @@
 reads the body itself, in pieces as they arrive: for a chunked body, every chunk that came with
 one socket read (the framing parsed here, straight from the connection; urllib3's reader, chunk
 by chunk, when the body has a content encoding), and one socket read at a time (``read1``) for a
-body delimited by the end of the connection or by ``Content-Length``. (``iter_content(chunk_size=None)`` would read a
-close-delimited body to its end before yielding anything, and ``iter_lines()`` splits a CRLF
-that straddles two chunks into a phantom blank line.) The bytes go to the core's
+body delimited by the end of the connection or by ``Content-Length``.
+(``iter_content(chunk_size=None)`` would read a close-delimited body to its end before yielding
+anything, and ``iter_lines()`` splits a CRLF that straddles two chunks into a phantom blank
+line.) The bytes go to the core's
 :class:`~openai_ws.sse.SSEDecoder`, which yields the same typed server events as WebSocket mode.
 
 Every wait is bounded by the turn's :class:`~openai_ws.transports._common.Deadline`: the wait
@@ -608,26 +609,30 @@ class _ChunkedBody:
             data = self._line + data
             self._line = b""
         pieces: list[bytes] = []
+        append = pieces.append
+        find = data.find
         pos, size = 0, len(data)
+        left, skip = self._left, self._crlf
         while pos < size:
-            left = self._left
-            if left:
+            if left:  # the current chunk's data
                 end = pos + left
                 if end > size:
-                    pieces.append(data[pos:] if pos else data)
-                    self._left = end - size
+                    append(data[pos:] if pos else data)
+                    left = end - size
                     break
-                pieces.append(data[pos:end])
-                self._left = 0
-                self._crlf = 2
-                pos = end
+                append(data[pos:end])
+                left = 0
+                pos = end + 2  # urllib3 skips the two bytes after the data without a look
+                if pos > size:
+                    skip = pos - size
+                    break
                 continue
-            if self._crlf:  # urllib3 skips these two bytes without looking at them
-                skip = min(self._crlf, size - pos)
-                self._crlf -= skip
-                pos += skip
+            if skip:
+                step = min(skip, size - pos)
+                skip -= step
+                pos += step
                 continue
-            eol = data.find(b"\n", pos)
+            eol = find(b"\n", pos)
             line = data[pos:] if eol < 0 else data[pos : eol + 1]
             if len(line) > _MAX_CHUNK_LINE:
                 self._error = urllib3.exceptions.ProtocolError(
@@ -644,18 +649,18 @@ class _ChunkedBody:
                     break
                 continue
             try:
-                length = int(line.split(b";", 1)[0], 16)
+                left = int(line.split(b";", 1)[0], 16)
             except ValueError:
-                length = -1
-            if length < 0:
+                left = -1
+            if left < 0:
+                left = 0
                 self._error = urllib3.exceptions.ProtocolError(
                     f"Invalid chunk length: {line[:40]!r}"
                 )
                 break
-            if length:
-                self._left = length
-            else:
+            if not left:
                 self._trailer = True
+        self._left, self._crlf = left, skip
         if pieces:  # what came before broken framing is delivered first
             return pieces[0] if len(pieces) == 1 else b"".join(pieces)
         if self._error is not None:
@@ -723,7 +728,7 @@ class HTTPResponseEvents(ResponseStream):
             self._chunks = response.iter_content(chunk_size=None)
         self._sock = _socket_of(raw)
         self._sock_timeout: object = _UNSET
-        self._pending: list[Any] = []
+        self._pending: list[str] = []  # the data of events received, last first
         self._ended = False
         self._closing = threading.Lock()
         self._abandoned = False
@@ -770,16 +775,16 @@ class HTTPResponseEvents(ResponseStream):
                         retryable=True,
                     )
                 self.bytes_received += len(chunk)
-                pending = self._pending = self._decoder.feed(chunk)
+                pending = self._pending = self._decoder._feed_data(chunk)
                 pending.reverse()
-            message = pending.pop()
-            if message.data == "[DONE]":  # not sent by the Responses API; tolerated
+            data = pending.pop()
+            if data == "[DONE]":  # not sent by the Responses API; tolerated
                 raise ConnectionClosed(
                     "the event stream said [DONE] before the response's terminal event",
                     code=None,
                     retryable=True,
                 )
-            event = parse_server_event(message.data)
+            event = parse_server_event(data)
         except (urllib3.exceptions.HTTPError, http.client.HTTPException, OSError) as exc:
             self._end()
             if self._deadline.cancelled or self._abandoned:
