@@ -15,6 +15,10 @@ Then open http://127.0.0.1:5000/. Under gunicorn (``pip install gunicorn``)::
 With ``OPENAI_WS_CHAT_REDIS_URL=redis://...`` (``pip install redis``), every worker keeps the
 chains in one :class:`~openai_ws.stores.RedisChainStore` and the conversations in the same
 Redis, so any worker can take any turn (docs/topics/scaling.rst).
+
+With ``OPENAI_WS_CHAT_OTEL=console`` (``pip install opentelemetry-sdk``), each chat request is
+one OpenTelemetry trace, printed as JSON: a ``GET /stream`` span and, as its children, the
+client's ``chat {model}`` span of every turn of the tool loop (docs/howto/observability.rst).
 """
 
 from __future__ import annotations
@@ -192,16 +196,95 @@ class RedisHistory(MutableMapping[str, list[Any]]):
         return sum(1 for _ in self)
 
 
+class TracedBody:
+    """A streamed response body whose every step runs inside *span*, an OpenTelemetry span
+    that this body ends: when the body is exhausted, when it fails, or when the server closes
+    it early (the browser went away; ``error.type`` is then ``"aborted"``).
+
+    The span is current only while a step runs, never between two chunks (the server's own
+    code runs then), so what the body calls, such as a client's turns, nests under it. Not
+    thread-safe: a WSGI server iterates and closes a body from one thread at a time.
+    """
+
+    def __init__(self, body: Iterator[bytes], span: Any) -> None:
+        from opentelemetry import context, trace
+
+        self._body, self._span, self._api = body, span, context
+        self._context = trace.set_span_in_context(span)
+        self._error_status = trace.Status(trace.StatusCode.ERROR)
+
+    def __iter__(self) -> TracedBody:
+        return self
+
+    def __next__(self) -> bytes:
+        if self._span is None:
+            raise StopIteration
+        token = self._api.attach(self._context)
+        try:
+            return next(self._body)
+        except StopIteration:
+            self._end(None)
+            raise
+        except BaseException as exc:
+            self._end(type(exc).__name__)
+            raise
+        finally:
+            self._api.detach(token)
+
+    def close(self) -> None:
+        """End the body (and so the turn in progress) and the span; idempotent."""
+        if self._span is None:
+            return
+        token = self._api.attach(self._context)
+        try:
+            getattr(self._body, "close", lambda: None)()
+        finally:
+            self._end("aborted")
+            self._api.detach(token)
+
+    def _end(self, error: str | None) -> None:
+        span, self._span = self._span, None
+        if span is None:
+            return
+        if error is not None:  # a class name only: no message, which could quote a prompt
+            span.set_attribute("error.type", error)
+            span.set_status(self._error_status)
+        span.end()
+
+
+def traced(tracer: Any, body: Iterator[bytes]) -> TracedBody:
+    """*body*, the response of the current request, inside a server span of its own (named
+    after the method and route, e.g. ``GET /stream``): the root of the request's trace."""
+    from opentelemetry.trace import SpanKind
+
+    route = request.url_rule.rule if request.url_rule is not None else request.path
+    attributes = {
+        "http.request.method": request.method,
+        "http.route": route,
+        "url.path": request.path,
+        "http.response.status_code": 200,
+    }
+    span = tracer.start_span(
+        f"{request.method} {route}", kind=SpanKind.SERVER, attributes=attributes
+    )
+    return TracedBody(body, span)
+
+
 def create_app(
     client: Client,
     model: str = "gpt-5.2",
     *,
     histories: MutableMapping[str, list[Any]] | None = None,
+    tracer_provider: Any = None,
 ) -> Flask:
     """The chat app, streaming through *client* (which it does not close). With *histories*,
     each conversation's messages are read from it before a question and written back after
-    (for several worker processes); without, they live in this process."""
+    (for several worker processes); without, they live in this process. With
+    *tracer_provider* (an OpenTelemetry ``TracerProvider``; give the client the same one),
+    each chat request is one trace: a ``GET /stream`` span with the client's turn spans as
+    its children. Without it, nothing of OpenTelemetry is imported."""
     app = Flask(__name__)
+    tracer = None if tracer_provider is None else tracer_provider.get_tracer("flask_chat")
     app.extensions["openai_ws"] = client
     conversations: dict[str, Conversation] = {}
     registry = threading.Lock()
@@ -260,17 +343,48 @@ def create_app(
                     histories[chat.id] = chat.context.messages
                 yield sse_message("end", {"transport": transport})
 
+        body: Iterator[bytes] = events()
+        if tracer is not None:  # one trace per chat, the turns' spans under the request's
+            body = traced(tracer, body)
         headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-        return Response(
-            stream_with_context(events()), mimetype="text/event-stream", headers=headers
+        response = Response(
+            stream_with_context(body), mimetype="text/event-stream", headers=headers
         )
+        if isinstance(body, TracedBody):  # closed unread too: the span still ends
+            response.call_on_close(body.close)
+        return response
 
     return app
 
 
+def tracer_provider_from_environment() -> Any:
+    """The OpenTelemetry ``TracerProvider`` that ``OPENAI_WS_CHAT_OTEL`` asks for, or None
+    when it is unset (then nothing of OpenTelemetry is imported). ``console``: the SDK's
+    console exporter, which prints each span as JSON when it ends (in production, an OTLP
+    exporter behind a batch processor)."""
+    exporter = os.environ.get("OPENAI_WS_CHAT_OTEL", "")
+    if not exporter:
+        return None
+    if exporter != "console":
+        raise SystemExit(f"OPENAI_WS_CHAT_OTEL={exporter!r}: the example knows only 'console'")
+    try:
+        from opentelemetry.sdk.resources import Resource
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SimpleSpanProcessor
+    except ImportError as exc:
+        raise SystemExit(
+            "OPENAI_WS_CHAT_OTEL=console needs the OpenTelemetry SDK: "
+            'python3 -m pip install ".[otel]" opentelemetry-sdk'
+        ) from exc
+    provider = TracerProvider(resource=Resource.create({"service.name": "flask_chat"}))
+    provider.add_span_processor(SimpleSpanProcessor(ConsoleSpanExporter()))
+    return provider
+
+
 def from_environment() -> Flask:
     """The app for a WSGI server, with a client configured from the environment
-    (``OPENAI_API_KEY``, ``OPENAI_BASE_URL``...) and the model from ``OPENAI_WS_CHAT_MODEL``::
+    (``OPENAI_API_KEY``, ``OPENAI_BASE_URL``...), the model from ``OPENAI_WS_CHAT_MODEL``
+    and OpenTelemetry from ``OPENAI_WS_CHAT_OTEL`` (see :func:`tracer_provider_from_environment`)::
 
         gunicorn --preload --workers 2 --threads 4 --chdir examples/flask_chat \\
             'app:from_environment()'
@@ -280,12 +394,14 @@ def from_environment() -> Flask:
     """
     model = os.environ.get("OPENAI_WS_CHAT_MODEL", "gpt-5.2")
     redis_url = os.environ.get("OPENAI_WS_CHAT_REDIS_URL")
+    tracing = tracer_provider_from_environment()
     if not redis_url:
-        return create_app(Client(), model)
+        return create_app(Client(tracer_provider=tracing), model, tracer_provider=tracing)
     from openai_ws.stores import RedisChainStore
 
-    client = Client(chain_store=RedisChainStore(redis_url))
-    return create_app(client, model, histories=RedisHistory(redis_url))
+    client = Client(chain_store=RedisChainStore(redis_url), tracer_provider=tracing)
+    histories = RedisHistory(redis_url)
+    return create_app(client, model, histories=histories, tracer_provider=tracing)
 
 
 def main() -> None:
@@ -294,18 +410,24 @@ def main() -> None:
     parser.add_argument("--model", default="gpt-5.2")
     parser.add_argument("--port", type=int, default=5000)
     args = parser.parse_args()
+    tracing = tracer_provider_from_environment()
     with contextlib.ExitStack() as stack:
+        if tracing is not None:
+            stack.callback(tracing.shutdown)
         if args.real:
-            client = stack.enter_context(Client())
+            client = stack.enter_context(Client(tracer_provider=tracing))
         else:
             from openai_ws.testing import FakeResponsesServer, LatencyModel
 
             server = stack.enter_context(FakeResponsesServer(latency=LatencyModel.realistic()))
             client = stack.enter_context(
-                Client(api_key="sk-emulator", base_url=server.http_base_url)
+                Client(
+                    api_key="sk-emulator", base_url=server.http_base_url, tracer_provider=tracing
+                )
             )
             print(f"using the built-in emulator at {server.http_base_url}")
-        create_app(client, args.model).run(host="127.0.0.1", port=args.port, threaded=True)
+        app = create_app(client, args.model, tracer_provider=tracing)
+        app.run(host="127.0.0.1", port=args.port, threaded=True)
 
 
 if __name__ == "__main__":
