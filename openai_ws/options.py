@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import operator
-import threading
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -140,19 +139,20 @@ class _Memo:
     identity, never by value) prepares, converts and hashes only the messages after them; any
     other list (a message removed, replaced, even by an equal one, or reordered) is prepared
     from the start. Messages are frozen; changing a list or dict inside one after it was sent
-    is not seen, as the documentation says. Thread-safe: a :class:`_Prepared` is never changed,
-    a new one replaces it.
+    is not seen, as the documentation says. Thread-safe without a lock (a lock here could be
+    taken by a weakref callback in the middle of any allocation): a :class:`_Prepared` is never
+    changed, a new one replaces it with one dict assignment, and a context's entry can only be
+    removed when no thread holds the context any more.
     """
 
     def __init__(self) -> None:
-        self._lock = threading.RLock()  # a context's death may call _forget in a locked block
         self._entries: dict[int, tuple[weakref.ref[Context], _Prepared]] = {}
 
     def _forget(self, key: int, ref: weakref.ref[Context]) -> None:
-        with self._lock:
-            entry = self._entries.get(key)
-            if entry is not None and entry[0] is ref:
-                del self._entries[key]
+        # the callback runs as the context dies, before its id can be anyone else's
+        entry = self._entries.get(key)
+        if entry is not None and entry[0] is ref:
+            self._entries.pop(key, None)
 
     def _forgetter(self, key: int) -> Callable[[weakref.ref[Context]], None]:
         return lambda ref: self._forget(key, ref)
@@ -165,8 +165,7 @@ class _Memo:
                 :func:`~openai_ws.convert.convert_messages_to_input_items`.
         """
         key = id(context)
-        with self._lock:
-            entry = self._entries.get(key)
+        entry = self._entries.get(key)
         messages = context.messages
         previous: _Prepared | None = None
         if entry is not None and entry[0]() is context:
@@ -198,11 +197,10 @@ class _Memo:
         checkpoints = [prepared.digest]
         if previous is not None:
             checkpoints.append(previous.digest)
-        with self._lock:
-            ref = entry[0] if entry is not None and entry[0]() is context else None
-            if ref is None:
-                ref = weakref.ref(context, self._forgetter(key))
-            self._entries[key] = (ref, prepared)
+        ref = entry[0] if entry is not None and entry[0]() is context else None
+        if ref is None:
+            ref = weakref.ref(context, self._forgetter(key))
+        self._entries[key] = (ref, prepared)
         return InputItems(inputs.items + tail, checkpoints)
 
 
