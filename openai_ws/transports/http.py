@@ -539,6 +539,10 @@ def _changed(wait: float | None, last: object) -> bool:
     return abs(wait - last) > 0.005
 
 
+#: The shortest wait a read of the body is given (when the turn's budget is spent, data
+#: already received is still taken; the read then times out).
+_MIN_WAIT: Final = 0.001
+
 #: The longest chunk-size or trailer line accepted (urllib3's own limit).
 _MAX_CHUNK_LINE: Final = 2**16
 
@@ -741,6 +745,10 @@ class HTTPResponseEvents(ResponseStream):
         body = self._body
         if body is not None and body.ended:
             return b""  # and the socket is the pool's again: not ours to touch
+        if wait is not None and wait < _MIN_WAIT:
+            # a spent budget: a socket timeout of 0 would make the socket non-blocking, and a
+            # read with no data at hand would look like the body's end, not a timeout
+            wait = _MIN_WAIT
         sock = self._sock
         if sock is not None and _changed(wait, self._sock_timeout):
             sock.settimeout(wait)

@@ -212,3 +212,31 @@ def test_a_compressed_chunked_body_is_decoded() -> None:
             assert [e.type for e in events] == TYPES
             assert text_of(events) == TEXT
         assert server.connections == 1
+
+
+def test_a_consumer_slower_than_the_turn_budget_gets_a_timeout_not_a_broken_stream() -> None:
+    """Events received together restart the turn's deadline once (at the read, as over
+    WebSocket): a consumer that spends the whole budget on them finds it spent at the next
+    read, which then still waits a moment for data and reports a timeout."""
+    from openai_ws.transports._common import Deadline
+
+    def reply(server: ScriptServer, conn: int, index: int, client: socket.socket) -> bool:
+        client.sendall(chunked_head() + chunk(EVENTS[0]) + chunk(EVENTS[1]))
+        server.stopping.wait()
+        return False
+
+    budget = 0.2 * TIME_FACTOR
+    with (
+        ScriptServer(reply) as server,
+        SSETransport(f"http://127.0.0.1:{server.port}/v1", api_key=KEY, timeout=(5, 60)) as sse,
+    ):
+        stream = sse.open({"model": "m", "input": "hi"}, Deadline(budget))
+        received = [next(stream)]
+        assert stream._pending  # the second event came with the first one's read
+        spent = threading.Event()
+        spent.wait(budget * 1.5)  # the consumer's own work, longer than the budget
+        received.append(next(stream))  # already received: returned without a wait
+        with pytest.raises(StreamTimeout) as info:
+            next(stream)
+        assert [e.type for e in received] == TYPES[:2]
+        assert info.value.phase == "idle"
