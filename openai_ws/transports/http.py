@@ -589,6 +589,8 @@ class _ChunkedBody:
             return None
         if getattr(raw, "chunk_left", None) is not None or not hasattr(raw, "release_conn"):
             return None  # urllib3 started reading it
+        if not hasattr(raw, "read1"):
+            return None  # urllib3 1.26 (untested here): its own reader, as before
         return cls(raw, file)
 
     def read(self) -> bytes | None:
