@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import gc
+import itertools
 import logging
 import pickle
 import random
@@ -241,8 +242,14 @@ def test_a_long_conversation_hashes_and_converts_only_its_new_items(
         message = c.stream("m", context, session_id="long", transport="websocket").result()
         per_turn.append((hashed[0], converted[0]))
         context.messages.append(message)
-    bodies = [r.body for r in server.requests if r.body.get("type", "response.create")]
-    assert all(len(b["input"]) == 1 for b in bodies[1:])  # every later turn was a delta
+    requests = server.requests
+    assert len(requests) == 40
+    assert {r.transport for r in requests} == {"websocket"}
+    for previous, request in itertools.pairwise(requests):
+        # every later turn was a delta: the user's new message, chained on the last response
+        assert request.body["previous_response_id"] is not None
+        assert len(request.body["input"]) == 1
+        assert request.duplicated_items == previous.duplicated_items == 0
     # from the third turn on, the work per turn does not grow with the conversation
     assert max(h for h, _ in per_turn[2:]) <= 8, per_turn
     assert max(n for _, n in per_turn[2:]) <= 2, per_turn
