@@ -66,12 +66,14 @@ PLANS = {
 SCALE_DELAY = 0.03
 
 
-class Emulator:
-    """The emulator in a child process."""
+class ServerProcess:
+    """A benchmark server in a child process (so that its work never competes with the client
+    being measured): it prints one JSON line with its URLs, then answers each line written to
+    its stdin with one JSON line, and stops at the end of its input."""
 
-    def __init__(self, latency: str) -> None:
+    def __init__(self, module: str, *args: str) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "openai_ws._bench.server", "--latency", latency],
+            [sys.executable, "-m", module, *args],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -79,54 +81,12 @@ class Emulator:
         assert self.process.stdout is not None
         line = self.process.stdout.readline()
         if not line:
-            raise RuntimeError("the emulator process did not start")
-        urls = json.loads(line)
-        self.urls = Urls(urls["ws_url"], urls["http_base_url"], API_KEY)
-
-    def stats(self) -> dict[str, Any]:
-        assert self.process.stdin is not None
-        assert self.process.stdout is not None
-        self.process.stdin.write("stats\n")
-        self.process.stdin.flush()
-        result: dict[str, Any] = json.loads(self.process.stdout.readline())
-        return result
-
-    def __enter__(self) -> Emulator:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        assert self.process.stdin is not None
-        self.process.stdin.close()
-        try:
-            self.process.wait(15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-
-
-class Replay:
-    """The replay server in a child process (:mod:`openai_ws._bench.replay`)."""
-
-    def __init__(self, delay: float = 0.0) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "openai_ws._bench.replay", "--delay", str(delay)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        assert self.process.stdout is not None
-        line = self.process.stdout.readline()
-        if not line:
-            raise RuntimeError("the replay server process did not start")
+            raise RuntimeError(f"the server process ({module}) did not start")
         urls = json.loads(line)
         self.urls = Urls(urls["ws_url"], urls["http_base_url"], API_KEY)
 
     def ask(self, line: str) -> dict[str, Any]:
+        """Send one command line; its one-line JSON answer."""
         assert self.process.stdin is not None
         assert self.process.stdout is not None
         self.process.stdin.write(line + "\n")
@@ -134,7 +94,7 @@ class Replay:
         result: dict[str, Any] = json.loads(self.process.stdout.readline())
         return result
 
-    def __enter__(self) -> Replay:
+    def __enter__(self) -> ServerProcess:
         return self
 
     def __exit__(
@@ -150,6 +110,18 @@ class Replay:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+
+
+def start_emulator(latency: str) -> ServerProcess:
+    """The emulator (:mod:`openai_ws._bench.server`) in a child process; ``ask("stats")``
+    gives its counters."""
+    return ServerProcess("openai_ws._bench.server", "--latency", latency)
+
+
+def start_replay(delay: float = 0.0) -> ServerProcess:
+    """The replay server (:mod:`openai_ws._bench.replay`) in a child process; ``ask("size N")``
+    gives the sizes of the answer to ``stream N``."""
+    return ServerProcess("openai_ws._bench.replay", "--delay", str(delay))
 
 
 def load() -> float:
@@ -210,7 +182,7 @@ def throughput(plan: Plan, log: Callable[[str], None]) -> dict[str, Any]:
 
     ceilings: dict[str, list[float]] = {"websocket": [], "sse": []}
     loads = [load()]
-    with Replay() as server:
+    with start_replay() as server:
         sizes = server.ask(f"size {plan.words}")
         competitors = throughput_competitors(server.urls)
         results: dict[str, dict[str, list[float]]] = {
@@ -257,7 +229,7 @@ def turn_cost(plan: Plan, log: Callable[[str], None]) -> dict[str, Any]:
     loads = [load()]
     window = max(1, min(10, plan.conversation_turns // 4))
     results: dict[str, dict[str, list[float]]] = {}
-    with Emulator("instant") as emulator:
+    with start_emulator("instant") as emulator:
         for _ in range(plan.turn_repeats):
             for competitor in turn_competitors(emulator.urls):
                 competitor.setup()
@@ -284,7 +256,7 @@ def many_sessions(plan: Plan, log: Callable[[str], None]) -> dict[str, Any]:
     reply): Client.stream against raw websocket-client threads, each in a fresh process."""
     loads = [load()]
     results: dict[str, list[dict[str, Any]]] = {"raw": [], "client": []}
-    with Replay(SCALE_DELAY) as server:
+    with start_replay(SCALE_DELAY) as server:
         urls = json.dumps(attrs.asdict(server.urls))
         for _ in range(plan.scale_repeats):
             for kind in ("raw", "client"):
@@ -317,18 +289,18 @@ def many_sessions(plan: Plan, log: Callable[[str], None]) -> dict[str, Any]:
 
 
 def agent_loops(plan: Plan, log: Callable[[str], None]) -> dict[str, Any]:
-    with Emulator("default") as emulator:
+    with start_emulator("default") as emulator:
         competitors = loop_competitors(emulator.urls)
         results: dict[str, dict[str, list[float]]] = {}
         for repeat in range(plan.loop_repeats):
             for competitor in competitors:
-                before = emulator.stats()
+                before = emulator.ask("stats")
                 competitor.setup()
                 wall0 = time.perf_counter()
                 outcome = competitor.agent_loop(plan.loop_turns)
                 wall = time.perf_counter() - wall0
                 competitor.close()
-                after = emulator.stats()
+                after = emulator.ask("stats")
                 entry = results.setdefault(
                     competitor.name,
                     {
@@ -357,7 +329,7 @@ def agent_loops(plan: Plan, log: Callable[[str], None]) -> dict[str, Any]:
 
 def concurrency(plan: Plan, log: Callable[[str], None]) -> dict[str, Any]:
     levels = []
-    with Emulator("default") as emulator:
+    with start_emulator("default") as emulator:
         urls = json.dumps(attrs.asdict(emulator.urls))
         for sessions in plan.levels:
             output = subprocess.run(
@@ -409,7 +381,7 @@ def cold_warm(plan: Plan, log: Callable[[str], None]) -> dict[str, Any]:
         "after warm_up": [],
         "reused connection": [],
     }
-    with Emulator("default") as emulator:
+    with start_emulator("default") as emulator:
         urls = emulator.urls
         for _ in range(plan.cold_repeats):
             with WebSocketConnection(urls.ws_url, api_key=urls.api_key) as connection:
