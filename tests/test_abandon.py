@@ -15,7 +15,7 @@ from collections.abc import Iterator
 import pytest
 
 from openai_ws import Client, Context, UserMessage
-from openai_ws._bench import Emulator
+from openai_ws._bench import ServerProcess, start_emulator
 from openai_ws.events import Done, Error, StreamEvent, TextDelta
 from openai_ws.testing import FakeResponsesServer, LatencyModel
 from tests.conftest import KEY, TIME_FACTOR, report, wait_for
@@ -140,9 +140,9 @@ def socket_fds() -> set[str]:
 
 
 @pytest.fixture(scope="module")
-def emulator() -> Iterator[Emulator]:
+def emulator() -> Iterator[ServerProcess]:
     # "stream N" answers N one-word deltas at 1,000 a second: 2 s, ample time to leave early
-    with Emulator("default") as running:
+    with start_emulator("default") as running:
         yield running
 
 
@@ -186,7 +186,7 @@ def one_cycle(client: Client, how: str) -> str:
 @pytest.mark.usefixtures("no_gc")
 @pytest.mark.parametrize("transport", ["websocket", "sse"])
 def test_fifty_abandoned_turns_leave_no_thread_or_socket(
-    emulator: Emulator, transport: str
+    emulator: ServerProcess, transport: str
 ) -> None:
     urls = emulator.urls
     threads_before = set(threading.enumerate())
@@ -219,7 +219,7 @@ def test_fifty_abandoned_turns_leave_no_thread_or_socket(
     assert most_threads == 0, most_threads
     assert wait_for(lambda: not socket_fds() - sockets_before), socket_fds() - sockets_before
     assert wait_for(lambda: set(threading.enumerate()) <= threads_before)
-    assert wait_for(lambda: emulator.stats()["active_connections"] == 0)
+    assert wait_for(lambda: emulator.ask("stats")["active_connections"] == 0)
     report(
         f"abandon ({transport}): {CYCLES} abandoned turns (break, close, drop, close from a "
         f"thread), {most_sockets} socket(s) and {most_threads} reader thread(s) left after "

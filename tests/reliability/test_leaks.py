@@ -1,6 +1,6 @@
 """Memory and leaks: 10,000 turns in one process, idle expiry, and Client.close().
 
-The emulator runs in its own process (``openai_ws._bench.Emulator``), so this process's memory
+The emulator runs in its own process (``openai_ws._bench.start_emulator``), so this process's memory
 is the SDK's alone. ``--soak N`` runs N times as many turns.
 """
 
@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import pytest
 
 from openai_ws import Client, Context, ToolResultMessage, UserMessage
-from openai_ws._bench import Emulator
+from openai_ws._bench import ServerProcess, start_emulator
 from openai_ws._bench.competitors import TOOL, tool_output
 from openai_ws.events import Done
 from openai_ws.messages import Tool
@@ -48,12 +48,12 @@ def socket_fds() -> set[str]:
 
 
 @pytest.fixture(scope="module")
-def emulator() -> Iterator[Emulator]:
-    with Emulator("instant") as running:
+def emulator() -> Iterator[ServerProcess]:
+    with start_emulator("instant") as running:
         yield running
 
 
-def new_client(emulator: Emulator, **kwargs: object) -> Client:
+def new_client(emulator: ServerProcess, **kwargs: object) -> Client:
     urls = emulator.urls
     return Client(api_key=urls.api_key, base_url=urls.http_base_url, timeout=60, **kwargs)  # type: ignore[arg-type]
 
@@ -80,7 +80,7 @@ def conversation(client: Client, session_id: str, transport: str) -> int:
 
 
 def test_ten_thousand_turns_keep_memory_bounded(
-    emulator: Emulator, request: pytest.FixtureRequest
+    emulator: ServerProcess, request: pytest.FixtureRequest
 ) -> None:
     total = TURNS * request.config.getoption("--soak")
     threads_before = set(threading.enumerate())
@@ -137,7 +137,7 @@ def test_ten_thousand_turns_keep_memory_bounded(
     assert wait_for(lambda: not (set(threading.enumerate()) - threads_before))
 
 
-def test_idle_sessions_expire_with_their_socket_and_thread(emulator: Emulator) -> None:
+def test_idle_sessions_expire_with_their_socket_and_thread(emulator: ServerProcess) -> None:
     idle = 0.5
     threads_before = set(threading.enumerate())
     sockets_before = socket_fds()
@@ -161,7 +161,9 @@ def test_idle_sessions_expire_with_their_socket_and_thread(emulator: Emulator) -
 
 
 @pytest.mark.parametrize("transport", ["websocket", "sse", "auto"])
-def test_client_close_leaves_no_thread_and_no_socket(emulator: Emulator, transport: str) -> None:
+def test_client_close_leaves_no_thread_and_no_socket(
+    emulator: ServerProcess, transport: str
+) -> None:
     threads_before = set(threading.enumerate())
     sockets_before = socket_fds()
     client = new_client(emulator)
