@@ -18,6 +18,7 @@ import collections
 import contextlib
 import logging
 import queue
+import select
 import socket
 import ssl
 import struct
@@ -113,7 +114,7 @@ class _SocketReader:
     def recv(self, size: int) -> bytes:
         if self._position >= len(self._buffer):
             self._before_waiting()
-            data = self._sock.recv(65536) if self._ping is None else self._recv_alive()
+            data = self._read() if self._ping is None else self._recv_alive()
             if not data:
                 raise websocket.WebSocketConnectionClosedException("the connection was lost")
             self.received += len(data)
@@ -152,6 +153,19 @@ class _SocketReader:
         self._position = end
         return buffer[start:end]
 
+    def _read(self) -> bytes:
+        """One read of the socket. A TLS socket in timeout mode (keepalive) that a user thread
+        writes to at the same time can have OpenSSL report a spurious "would block" to this
+        reader (SSL_read and SSL_write share the connection's state): that is not the end of
+        the connection, so wait until it is readable (briefly) and read again."""
+        while True:
+            try:
+                return bytes(self._sock.recv(65536))
+            except (BlockingIOError, ssl.SSLWantReadError):
+                pending = getattr(self._sock, "pending", None)
+                if pending is None or not pending():
+                    select.select([self._sock], [], [], 0.01)
+
     def _recv_alive(self) -> bytes:
         """``recv`` that pings a silent peer and gives up on one that stopped answering."""
         ping, interval = self._ping, self._ping_interval
@@ -161,7 +175,7 @@ class _SocketReader:
         pinged_at: float | None = None
         while True:
             try:
-                return bytes(self._sock.recv(65536))
+                return self._read()
             except TimeoutError:  # socket.timeout: the link is silent
                 pass
             now = time.monotonic()
