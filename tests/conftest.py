@@ -4,6 +4,7 @@ with ``KEY`` and ``FAST``), and the no-leaked-threads guard."""
 from __future__ import annotations
 
 import json
+import os
 import ssl
 import threading
 import time
@@ -70,6 +71,20 @@ def tls_context(authority: Any) -> ssl.SSLContext:
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     authority.issue_cert("127.0.0.1").configure_cert(context)
     return context
+
+
+def socket_fds() -> set[str]:
+    """This process's open sockets, as /proc shows them (``socket:[inode]``): for the tests
+    that check nothing is left open (the emulator then runs in a process of its own)."""
+    found = set()
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:  # closed meanwhile
+            continue
+        if target.startswith("socket:"):
+            found.add(target)
+    return found
 
 
 def wait_for(condition: Callable[[], object], seconds: float = 5.0) -> bool:

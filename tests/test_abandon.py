@@ -8,7 +8,6 @@ any thread; and any number of such turns leaves no thread and no socket behind.
 from __future__ import annotations
 
 import gc
-import os
 import threading
 from collections.abc import Iterator
 
@@ -18,7 +17,7 @@ from openai_ws import Client, Context, UserMessage
 from openai_ws._bench import ServerProcess, start_emulator
 from openai_ws.events import Done, Error, StreamEvent, TextDelta
 from openai_ws.testing import FakeResponsesServer, LatencyModel
-from tests.conftest import KEY, TIME_FACTOR, report, wait_for
+from tests.conftest import KEY, TIME_FACTOR, report, socket_fds, wait_for
 
 #: long enough that a consumer who stops after the first delta stops mid-stream
 LONG = "tell me " + " ".join(f"w{i}" for i in range(300))
@@ -124,19 +123,6 @@ def test_a_dropped_stream_that_never_started_sends_nothing(server: FakeResponses
 
 
 # -- many cycles: nothing left behind ----------------------------------------------------------
-
-
-def socket_fds() -> set[str]:
-    """This process's open sockets (``socket:[inode]``); the emulator runs in its own process."""
-    found = set()
-    for fd in os.listdir("/proc/self/fd"):
-        try:
-            target = os.readlink(f"/proc/self/fd/{fd}")
-        except OSError:  # closed meanwhile
-            continue
-        if target.startswith("socket:"):
-            found.add(target)
-    return found
 
 
 @pytest.fixture(scope="module")

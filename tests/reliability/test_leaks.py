@@ -6,7 +6,6 @@ is the SDK's alone. ``--soak N`` runs N times as many turns.
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Iterator
@@ -18,7 +17,7 @@ from openai_ws._bench import ServerProcess, start_emulator
 from openai_ws._bench.competitors import TOOL, tool_output
 from openai_ws.events import Done
 from openai_ws.messages import Tool
-from tests.conftest import TIME_FACTOR, report, wait_for
+from tests.conftest import TIME_FACTOR, report, socket_fds, wait_for
 
 TURNS = 10_000
 TOOL_TURNS = 4  # each conversation: four tool calls and an answer, i.e. five streams
@@ -32,19 +31,6 @@ def rss_kib() -> int:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1])
     raise AssertionError("no VmRSS in /proc/self/status")
-
-
-def socket_fds() -> set[str]:
-    """This process's open sockets, as /proc shows them (``socket:[inode]``)."""
-    found = set()
-    for fd in os.listdir("/proc/self/fd"):
-        try:
-            target = os.readlink(f"/proc/self/fd/{fd}")
-        except OSError:  # closed meanwhile
-            continue
-        if target.startswith("socket:"):
-            found.add(target)
-    return found
 
 
 @pytest.fixture(scope="module")
