@@ -10,12 +10,20 @@ nothing of responses.
 Keepalive costs no thread: the socket has a timeout while pings are on, so the reader wakes
 when the link is idle, sends the ping itself (websocket-client serialises writes under its
 lock) and declares the link dead when nothing at all arrived within ``ping_timeout``.
+
+A TLS socket is one OpenSSL connection object, which two threads must never use at the same
+time (the reader's ``SSL_read`` and a user thread's ``SSL_write`` share its state: a read can
+then report a spurious end of stream, which looked like a lost connection). So on a TLS link
+the socket is non-blocking, every call into it is made under one lock that is never held
+while waiting, and both sides wait for readiness with ``select`` outside the lock
+(:class:`_TLSSocket`).
 """
 
 from __future__ import annotations
 
 import collections
 import contextlib
+import errno
 import logging
 import queue
 import select
@@ -154,17 +162,8 @@ class _SocketReader:
         return buffer[start:end]
 
     def _read(self) -> bytes:
-        """One read of the socket. A TLS socket in timeout mode (keepalive) that a user thread
-        writes to at the same time can have OpenSSL report a spurious "would block" to this
-        reader (SSL_read and SSL_write share the connection's state): that is not the end of
-        the connection, so wait until it is readable (briefly) and read again."""
-        while True:
-            try:
-                return bytes(self._sock.recv(65536))
-            except (BlockingIOError, ssl.SSLWantReadError):
-                pending = getattr(self._sock, "pending", None)
-                if pending is None or not pending():
-                    select.select([self._sock], [], [], 0.01)
+        """One read of the socket (raises TimeoutError when it stays silent for its timeout)."""
+        return bytes(self._sock.recv(65536))
 
     def _recv_alive(self) -> bytes:
         """``recv`` that pings a silent peer and gives up on one that stopped answering."""
@@ -185,6 +184,69 @@ class _SocketReader:
             elif now - silent_since >= interval:
                 ping()
                 pinged_at = now
+
+
+class _TLSSocket:
+    """A TLS socket shared by the reader thread and the threads that send: each call into
+    OpenSSL is made under :attr:`lock` on the non-blocking socket, and the waits for
+    readiness happen outside it, so neither side ever blocks the other (see the module's
+    docstring). *timeout* bounds each wait (None: wait as long as it takes), as the socket's
+    own timeout did.
+
+    It stands in for the socket where websocket-client's frame reader and sender use it
+    (``recv``, ``send``); everything else goes to the socket itself.
+    """
+
+    __slots__ = ("lock", "sock", "timeout")
+
+    def __init__(self, sock: ssl.SSLSocket, timeout: float | None) -> None:
+        self.sock = sock
+        self.timeout = timeout
+        self.lock = threading.Lock()
+        sock.setblocking(False)
+
+    def recv(self, size: int) -> bytes:
+        """Read what is there (raises TimeoutError when nothing came within the timeout)."""
+        while True:
+            with self.lock:
+                try:
+                    return self.sock.recv(size)
+                except ssl.SSLWantReadError:  # no whole record yet
+                    readable, writable = [self.sock], []
+                except ssl.SSLWantWriteError:  # OpenSSL must write first (a TLS message)
+                    readable, writable = [], [self.sock]
+            self._wait(readable, writable)
+
+    def send(self, data: bytes) -> int:
+        """Send some of *data*; the number of bytes sent (websocket-client sends the rest)."""
+        while True:
+            with self.lock:
+                try:
+                    return self.sock.send(data)
+                except ssl.SSLWantWriteError:  # the send buffer is full
+                    readable, writable = [], [self.sock]
+                except ssl.SSLWantReadError:
+                    readable, writable = [self.sock], []
+            self._wait(readable, writable)
+
+    def _wait(self, readable: list[Any], writable: list[Any]) -> None:
+        try:
+            ready = select.select(readable, writable, [], self.timeout)
+        except ValueError:  # closed meanwhile (its descriptor is -1)
+            raise OSError(errno.EBADF, "the socket was closed") from None
+        if not ready[0] and not ready[1]:
+            raise TimeoutError("the TLS socket was not ready within its timeout")
+
+
+def _tls_sender(ws: Any, tls: _TLSSocket) -> Callable[[bytes], int]:
+    """websocket-client's ``_send`` for a TLS link: through *tls*, under its lock."""
+
+    def send(data: bytes) -> int:
+        if ws.sock is None:
+            raise websocket.WebSocketConnectionClosedException("socket is already closed.")
+        return tls.send(data)
+
+    return send
 
 
 @attrs.define
@@ -234,13 +296,35 @@ class Link:
         self.closing = False  # we are closing it: its end is not a failure
         self.ended_at: float | None = None
         self._socket_reader: _SocketReader | None = None
+        self._batch: list[ServerEvent | ProtocolError] = []  # parsed, not yet handed over
         # daemon: a program that forgets close() must still be able to exit
         self.reader = threading.Thread(
             target=self._read, name=f"{name}-reader-{number}", daemon=True
         )
 
     def start(self) -> None:
-        """Start the reader thread (last, once the link is fully set up)."""
+        """Set the socket up for the reader and start it (last, once the link is fully set
+        up, and before anything is sent)."""
+        ws = self.ws
+        if self.ping_interval is not None:  # the reader wakes on a silent socket to ping it
+            tick = min(t for t in (self.ping_interval, self.ping_timeout) if t is not None)
+            timeout: float | None = max(0.01, tick / 2)
+        else:  # the reader blocks: waits are deadlines on the queue, never socket timeouts
+            timeout = None
+        sock: Any = ws.sock
+        if isinstance(sock, ssl.SSLSocket):
+            sock = _TLSSocket(ws.sock, timeout)
+            setattr(ws, "_send", _tls_sender(ws, sock))  # noqa: B010 - patching one instance
+        else:
+            sock.settimeout(timeout)
+        self._socket_reader = _SocketReader(
+            sock,
+            self._hand_over,
+            ping=ws.ping if timeout is not None else None,
+            ping_interval=self.ping_interval,
+            ping_timeout=self.ping_timeout,
+        )
+        ws.frame_buffer.recv = self._socket_reader.recv
         self.reader.start()
 
     @property
@@ -333,6 +417,22 @@ class Link:
 
     # -- the reader ------------------------------------------------------------------------
 
+    def _hand_over(self) -> None:
+        """Give the consumer the events parsed so far (within the max_queue bound); runs in
+        the reader thread, each time it is about to wait for the socket."""
+        batch = self._batch
+        if not batch:
+            return
+        with self.backlog_lock:
+            accepted = batch[: max(0, self.max_queue - self.backlog)]
+            self.backlog += len(accepted)
+        if accepted:
+            self.queue.put(accepted)
+        overflow = len(accepted) < len(batch)
+        batch.clear()  # on overflow, the rest is not delivered: the failure says why
+        if overflow:
+            raise _QueueOverflow
+
     def _read(self) -> None:
         """The reader thread: the only caller of recv on this socket."""
         ws = self.ws
@@ -340,37 +440,10 @@ class Link:
         limit = self.max_queue
         name = self.name
         debug = logger.isEnabledFor(logging.DEBUG)
-        batch: list[ServerEvent | ProtocolError] = []
-
-        def hand_over() -> None:
-            """Give the consumer the events parsed so far (within the max_queue bound)."""
-            if not batch:
-                return
-            with self.backlog_lock:
-                accepted = batch[: max(0, limit - self.backlog)]
-                self.backlog += len(accepted)
-            if accepted:
-                put(accepted)
-            overflow = len(accepted) < len(batch)
-            batch.clear()  # on overflow, the rest is not delivered: the failure says why
-            if overflow:
-                raise _QueueOverflow
-
-        keepalive = self.ping_interval is not None
-        if keepalive:  # the reader wakes on a silent socket to ping it
-            tick = min(t for t in (self.ping_interval, self.ping_timeout) if t is not None)
-            ws.sock.settimeout(max(0.01, tick / 2))
-        else:  # the reader blocks: waits are deadlines on the queue, never socket timeouts
-            ws.sock.settimeout(None)
-        reader = _SocketReader(
-            ws.sock,
-            hand_over,
-            ping=ws.ping if keepalive else None,
-            ping_interval=self.ping_interval,
-            ping_timeout=self.ping_timeout,
-        )
-        self._socket_reader = reader
-        ws.frame_buffer.recv = reader.recv
+        batch = self._batch
+        hand_over = self._hand_over
+        reader = self._socket_reader
+        assert reader is not None  # set by start()
         # the fast path for whole text frames (see _SocketReader.text_frame), with the same
         # size limit; only between messages, so websocket-client still judges fragments
         frame_limit = getattr(ws.frame_buffer, "openai_ws_limit", 0)
@@ -454,7 +527,7 @@ class Link:
         ) as exc:
             end = End(
                 ConnectionClosed(
-                    f"the connection was lost without a close frame ({type(exc).__name__})",
+                    f"the connection was lost without a close frame ({type(exc).__name__}: {exc})",
                     code=1006,
                 ),
                 by_us=self.closing,

@@ -140,24 +140,3 @@ def test_the_frame_size_limit_holds_on_the_fast_path(size: int, refused: bool) -
                 "response.created",
                 "response.completed",
             ]
-
-
-def test_the_reader_reads_again_after_a_would_block_error() -> None:
-    # a TLS socket in timeout mode shared with a writer thread can see OpenSSL report a
-    # spurious "would block" to the reader (BlockingIOError); a non-blocking socket with
-    # nothing to read yet raises the same error, for real
-    import threading
-
-    from openai_ws.transports._link import _SocketReader
-
-    ours, theirs = socket.socketpair()
-    ours.setblocking(False)
-    reader = _SocketReader(ours, lambda: None)
-    later = threading.Timer(0.05, theirs.sendall, args=(b"hello",))
-    later.start()
-    try:
-        assert reader.recv(5) == b"hello"  # it used to end the connection (1006)
-    finally:
-        later.join()
-        ours.close()
-        theirs.close()
