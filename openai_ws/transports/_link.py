@@ -2,7 +2,7 @@
 
 A :class:`Link` is one socket of a :class:`~openai_ws.WebSocketConnection`. Its reader thread
 alone calls ``recv``: it parses every frame with the core's parser and puts the events on a
-``queue.Queue``, in batches. Every way the reader can stop puts a final :class:`End` on the
+``queue.SimpleQueue``, in batches. Every way the reader can stop puts a final :class:`End` on the
 queue, so a consumer never waits for an event that cannot come. The connection above it keeps
 the state machine (which link is current, reconnection, the response cache); this module knows
 nothing of responses.
@@ -121,21 +121,29 @@ class _SocketReader:
 
     def recv(self, size: int) -> bytes:
         if self._position >= len(self._buffer):
-            self._before_waiting()
-            data = self._read() if self._ping is None else self._recv_alive()
-            if not data:
-                raise websocket.WebSocketConnectionClosedException("the connection was lost")
-            self.received += len(data)
-            self._buffer, self._position = data, 0
+            self._fill()
         start = self._position
         self._position = min(start + size, len(self._buffer))
         return self._buffer[start : self._position]
 
+    def _fill(self) -> None:
+        """Wait for the next bytes (the buffer is used up): hand over first."""
+        self._before_waiting()
+        data = self._read() if self._ping is None else self._recv_alive()
+        if not data:
+            raise websocket.WebSocketConnectionClosedException("the connection was lost")
+        self.received += len(data)
+        self._buffer, self._position = data, 0
+
     def text_frame(self, limit: int) -> bytes | None:
         """The payload of the next frame when it is a whole, final, unmasked text frame of at
-        most *limit* bytes that is already in the buffer: the common case, read here without
-        websocket-client's generic frame machinery. None otherwise, with nothing consumed (the
-        caller then lets websocket-client read the frame, with all its checks)."""
+        most *limit* bytes: the common case, read here without websocket-client's generic
+        frame machinery. The buffer is filled first when it is used up (a server that writes
+        each event on its own, as the service does, sends one frame per read). None otherwise,
+        with nothing consumed (the caller then lets websocket-client read the frame, from the
+        same buffer, with all its checks)."""
+        if self._position >= len(self._buffer):
+            self._fill()
         buffer, start = self._buffer, self._position
         available = len(buffer) - start
         if available < 2 or buffer[start] != 0x81:  # FIN, no RSV bits, opcode text
@@ -286,7 +294,9 @@ class Link:
         self.ping_interval = ping_interval
         self.ping_timeout = ping_timeout
         # the reader puts batches of events (or errors, in their place) and, last, an End
-        self.queue: queue.Queue[list[ServerEvent | ProtocolError] | End] = queue.Queue()
+        # a SimpleQueue: the queue module's FIFO without task bookkeeping, whose put and get
+        # (in C) cost about a third less per hand-over than queue.Queue's
+        self.queue: queue.SimpleQueue[list[ServerEvent | ProtocolError] | End] = queue.SimpleQueue()
         self.pending: collections.deque[ServerEvent | ProtocolError | End] = collections.deque()
         self.backlog = 0  # events put by the reader and not yet taken by the consumer
         self.backlog_lock = threading.Lock()
