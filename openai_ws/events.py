@@ -319,6 +319,8 @@ class MessageBuilder:
         self._by_key: dict[tuple[Any, ...], int] = {}
         self._items: dict[int, dict[str, Any]] = {}
         self.finished: Done | Error | None = None
+        #: the response object of the terminal event, once :attr:`finished` is set by it
+        self.final_response: dict[str, Any] | None = None
         # part index -> the high surrogate ending its last delta, held for the next one
         self._held: dict[int, str] = {}
         # (output_index, content_index, part index, part) of the text part last looked up
@@ -711,6 +713,7 @@ class MessageBuilder:
         terminal = self.accumulator.terminal
         assert terminal is not None
         response = self.accumulator.response
+        self.final_response = response  # the session remembers it (one copy per turn, not two)
         message = build_assistant_message_from_response(response, self.model, tools=self._tools)
         final: Done | Error
         if isinstance(event, ErrorEvent) or terminal.status in ("error", "failed", "cancelled"):

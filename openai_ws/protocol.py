@@ -1072,44 +1072,6 @@ class ResponseAccumulator:
         self.terminal: TerminalState | None = None
         self.ignored = 0
         self.events = 0
-        self._handlers: dict[type[ServerEvent], Callable[[Any], None]] = {
-            ResponseCreated: self._on_response,
-            ResponseInProgress: self._on_response,
-            ResponseQueued: self._on_response,
-            ResponseCompleted: self._on_terminal_response,
-            ResponseFailed: self._on_terminal_response,
-            ResponseIncomplete: self._on_terminal_response,
-            ErrorEvent: self._on_error,
-            OutputItemAdded: self._on_item_added,
-            OutputItemDone: self._on_item_done,
-            ContentPartAdded: self._on_part,
-            ContentPartDone: self._on_part,
-            OutputTextDelta: self._on_text_delta,
-            OutputTextDone: self._on_text_done,
-            OutputTextAnnotationAdded: self._on_annotation,
-            RefusalDelta: self._on_refusal_delta,
-            RefusalDone: self._on_refusal_done,
-            FunctionCallArgumentsDelta: self._on_arguments_delta,
-            FunctionCallArgumentsDone: self._on_arguments_done,
-            McpCallArgumentsDelta: self._on_arguments_delta,
-            McpCallArgumentsDone: self._on_arguments_done,
-            CustomToolCallInputDelta: self._on_custom_input_delta,
-            CustomToolCallInputDone: self._on_custom_input_done,
-            ReasoningSummaryPartAdded: self._on_summary_part,
-            ReasoningSummaryPartDone: self._on_summary_part,
-            ReasoningSummaryTextDelta: self._on_summary_delta,
-            ReasoningSummaryTextDone: self._on_summary_done,
-            ReasoningTextDelta: self._on_reasoning_delta,
-            ReasoningTextDone: self._on_reasoning_done,
-            CodeInterpreterCodeDelta: self._on_code_delta,
-            CodeInterpreterCodeDone: self._on_code_done,
-            ShellCallCommandAdded: self._on_command_set,
-            ShellCallCommandDelta: self._on_command_delta,
-            ShellCallCommandDone: self._on_command_set,
-            ShellCallOutputContentDelta: self._on_shell_output_delta,
-            ShellCallOutputContentDone: self._on_shell_output_done,
-            ToolCallProgress: self._on_progress,
-        }
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -1180,10 +1142,10 @@ class ResponseAccumulator:
                 self._anomaly("out of order", sequence, event)
             seen.add(sequence)
         self.events += 1
-        handler = self._handlers.get(type(event))
+        handler = _HANDLERS.get(type(event))
         if handler is not None:
             self._output_cache = None
-            handler(event)
+            handler(self, event)
         return self.terminal
 
     def _anomaly(self, what: str, sequence: int, event: ServerEvent) -> None:
@@ -1478,6 +1440,47 @@ class ResponseAccumulator:
                 container, position, field = path
                 item[container][position][field] = text
         return item
+
+
+#: The accumulator's handler for each event type (built once, not per response).
+_HANDLERS: Final[dict[type[ServerEvent], Callable[[ResponseAccumulator, Any], None]]] = {
+    ResponseCreated: ResponseAccumulator._on_response,
+    ResponseInProgress: ResponseAccumulator._on_response,
+    ResponseQueued: ResponseAccumulator._on_response,
+    ResponseCompleted: ResponseAccumulator._on_terminal_response,
+    ResponseFailed: ResponseAccumulator._on_terminal_response,
+    ResponseIncomplete: ResponseAccumulator._on_terminal_response,
+    ErrorEvent: ResponseAccumulator._on_error,
+    OutputItemAdded: ResponseAccumulator._on_item_added,
+    OutputItemDone: ResponseAccumulator._on_item_done,
+    ContentPartAdded: ResponseAccumulator._on_part,
+    ContentPartDone: ResponseAccumulator._on_part,
+    OutputTextDelta: ResponseAccumulator._on_text_delta,
+    OutputTextDone: ResponseAccumulator._on_text_done,
+    OutputTextAnnotationAdded: ResponseAccumulator._on_annotation,
+    RefusalDelta: ResponseAccumulator._on_refusal_delta,
+    RefusalDone: ResponseAccumulator._on_refusal_done,
+    FunctionCallArgumentsDelta: ResponseAccumulator._on_arguments_delta,
+    FunctionCallArgumentsDone: ResponseAccumulator._on_arguments_done,
+    McpCallArgumentsDelta: ResponseAccumulator._on_arguments_delta,
+    McpCallArgumentsDone: ResponseAccumulator._on_arguments_done,
+    CustomToolCallInputDelta: ResponseAccumulator._on_custom_input_delta,
+    CustomToolCallInputDone: ResponseAccumulator._on_custom_input_done,
+    ReasoningSummaryPartAdded: ResponseAccumulator._on_summary_part,
+    ReasoningSummaryPartDone: ResponseAccumulator._on_summary_part,
+    ReasoningSummaryTextDelta: ResponseAccumulator._on_summary_delta,
+    ReasoningSummaryTextDone: ResponseAccumulator._on_summary_done,
+    ReasoningTextDelta: ResponseAccumulator._on_reasoning_delta,
+    ReasoningTextDone: ResponseAccumulator._on_reasoning_done,
+    CodeInterpreterCodeDelta: ResponseAccumulator._on_code_delta,
+    CodeInterpreterCodeDone: ResponseAccumulator._on_code_done,
+    ShellCallCommandAdded: ResponseAccumulator._on_command_set,
+    ShellCallCommandDelta: ResponseAccumulator._on_command_delta,
+    ShellCallCommandDone: ResponseAccumulator._on_command_set,
+    ShellCallOutputContentDelta: ResponseAccumulator._on_shell_output_delta,
+    ShellCallOutputContentDone: ResponseAccumulator._on_shell_output_done,
+    ToolCallProgress: ResponseAccumulator._on_progress,
+}
 
 
 def _response_error(response: Mapping[str, Any]) -> APIError:

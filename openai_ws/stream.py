@@ -391,7 +391,10 @@ class _Turn:
                                 self.attempts.append(f"{name}: done")
                                 self._report("attempt_ended", name, "done", stream)
                                 self.response_id = builder.response_id
-                                session.remember(self.request, builder.accumulator.response)
+                                session.remember(
+                                    self.request,
+                                    builder.final_response or builder.accumulator.response,
+                                )
                                 yield event
                                 return
                             if isinstance(event, Error):
