@@ -244,6 +244,7 @@ def fingerprint(
     output: Sequence[Mapping[str, Any]],
     *,
     input_digest: ItemDigest | None = None,
+    settings: str | None = None,
 ) -> Fingerprint:
     """The fingerprint of a completed turn: *request* (as planned before chaining, with the
     whole conversation in ``input``) and the response's *output* items.
@@ -251,6 +252,7 @@ def fingerprint(
     Args:
         input_digest: the digest of *request*'s input, when the caller has it already (it
             is extended, not changed); computed here otherwise.
+        settings: :func:`settings_digest` of *request*, when the caller has it already.
     """
     if input_digest is not None:
         digest = input_digest.copy()
@@ -263,7 +265,8 @@ def fingerprint(
         for item in output
         if item.get("type") == "function_call" and item.get("name") in WRAPPER_NAMES
     )
-    return Fingerprint(settings_digest(request), digest.hexdigest(), digest.count, wrappers)
+    settings = settings or settings_digest(request)
+    return Fingerprint(settings, digest.hexdigest(), digest.count, wrappers)
 
 
 def plan_from_fingerprint(
@@ -271,13 +274,15 @@ def plan_from_fingerprint(
     previous: Fingerprint | None,
     *,
     previous_response_id: str | None = None,
+    settings: str | None = None,
 ) -> tuple[ChainPlan, ItemDigest | None]:
     """:func:`plan_request` against a :class:`Fingerprint` instead of the previous request.
 
     The rule is the same: a delta when the response is usable, the settings digest matches,
     the new input's first ``previous.length`` items hash to ``previous.prefix`` and at least
     one item follows; else the full request. A digest can only tell "equal" or "not equal", so
-    every reason for a full request is one of a few fixed phrases.
+    every reason for a full request is one of a few fixed phrases. *settings* is
+    :func:`settings_digest` of *request*, when the caller has it already.
 
     Returns:
         The plan, and the digest of the request's whole input when it was computed along the
@@ -287,7 +292,7 @@ def plan_from_fingerprint(
         return ChainPlan(dict(request), request["previous_response_id"], "set by the caller"), None
     if previous_response_id is None or previous is None:
         return _full(request, "no previous response to continue"), None
-    if settings_digest(request) != previous.settings:
+    if (settings or settings_digest(request)) != previous.settings:
         return _full(request, "a setting changed"), None
     items = _as_items(request.get("input"))
     if len(items) < previous.length:

@@ -27,7 +27,14 @@ from typing import Any
 
 import attrs
 
-from .chain import ChainPlan, ItemDigest, fingerprint, plan_from_fingerprint, plan_request
+from .chain import (
+    ChainPlan,
+    ItemDigest,
+    fingerprint,
+    plan_from_fingerprint,
+    plan_request,
+    settings_digest,
+)
 from .exceptions import ConcurrencyError, ConnectionClosed
 from .stores import ChainRecord, GuardedStore
 from .transports import WebSocketConnection
@@ -118,7 +125,9 @@ class Session:
         self._budget = budget
         self._deadline: Deadline | None = None  # the open turn's, for a wait on the budget
         # the digest of the last planned request's input, reused by remember()
-        self._digest: tuple[JSONDict, ItemDigest] | None = None
+        # this turn's request, the digest of its input and its settings digest (planning
+        # computed them; the fingerprint after the turn reuses them)
+        self._digest: tuple[JSONDict, ItemDigest | None, str] | None = None
         self._chained_on_record = False  # the planned delta came from the store's record
         # a record made with another endpoint, key or headers is not this session's to use
         self._scope = hashlib.sha256(
@@ -276,11 +285,11 @@ class Session:
             usable_id: str | None = None
             if record.stored or transport.cached_response_id == record.response_id:
                 usable_id = record.response_id
+            settings = settings_digest(request)
             planned, digest = plan_from_fingerprint(
-                request, record.fingerprint, previous_response_id=usable_id
+                request, record.fingerprint, previous_response_id=usable_id, settings=settings
             )
-            if digest is not None:
-                self._digest = (request, digest)
+            self._digest = (request, digest, settings)
             if planned.is_delta or record.response_id == self.chain.response_id:
                 self._chained_on_record = planned.is_delta
                 return planned
@@ -311,6 +320,8 @@ class Session:
         chain.stored = bool(request.get("store")) and response.get("status") == "completed"
         store, digest = self._store, self._digest
         self._digest = None
+        if digest is not None and digest[0] is not request:
+            digest = None
         if store is None or self.id is None or chain.response_id is None:
             return
         model = request.get("model")
@@ -321,7 +332,8 @@ class Session:
             fingerprint=fingerprint(
                 request,
                 chain.output,
-                input_digest=digest[1] if digest is not None and digest[0] is request else None,
+                input_digest=digest[1] if digest is not None else None,
+                settings=digest[2] if digest is not None else None,
             ),
             scope=self._scope,
         )
