@@ -137,12 +137,16 @@ def plan_request(
 # -- fingerprints: the same rule without the previous request -------------------------------
 
 
+# one encoder for every canonical text (json.dumps with options builds a new one per call)
+_CANONICAL: Final = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=str
+)
+
+
 def _canonical(value: Any) -> bytes:
     """One JSON text per value: sorted keys, no spaces, ASCII only (so equal values hash the
     same in every process, whatever their dicts' insertion order)."""
-    return json.dumps(
-        value, sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=str
-    ).encode("ascii")
+    return _CANONICAL.encode(value).encode("ascii")
 
 
 def settings_digest(request: Mapping[str, Any]) -> str:

@@ -129,6 +129,9 @@ class _Prepared:
     history: HistoryState
     inputs: InputState
     digest: ItemDigest
+    # the digests after each item this turn added but the last (the planner then finds the
+    # digest of the last request's input plus its answer without hashing the answer again)
+    steps: tuple[ItemDigest, ...] = ()
 
 
 class _Memo:
@@ -181,8 +184,13 @@ class _Memo:
                 start = len(previous.history.out)
                 inputs = previous.inputs.copy()
                 inputs.extend(history.out[start:])
-                digest = previous.digest.copy().update(inputs.items[len(previous.inputs.items) :])
-                prepared = _Prepared(tuple(messages), history, inputs, digest)
+                digest = previous.digest.copy()
+                steps = []
+                for item in inputs.items[len(previous.inputs.items) :]:
+                    if digest.count > previous.digest.count:
+                        steps.append(digest.copy())
+                    digest.update((item,))
+                prepared = _Prepared(tuple(messages), history, inputs, digest, tuple(steps))
             else:
                 previous = None  # prepared again from the start: its digest is not ours
         if prepared is None:
@@ -194,7 +202,7 @@ class _Memo:
             prepared = _Prepared(tuple(messages), history, inputs, digest)
         history.log_drops()
         tail = inputs.converted(history.finish())
-        checkpoints = [prepared.digest]
+        checkpoints = [prepared.digest, *prepared.steps]
         if previous is not None:
             checkpoints.append(previous.digest)
         ref = entry[0] if entry is not None and entry[0]() is context else None
