@@ -1,19 +1,22 @@
-"""The replay server: the throughput and concurrency benchmarks' server, in a process of its own.
+"""The replay server: the throughput, turn-cost and scale benchmarks' server, in a process of
+its own.
 
 It answers WebSocket mode and ``POST /v1/responses`` (SSE) from replies built **once**, as bytes:
 the emulator's own events for the same request (so every client parses exactly what the emulator
 would send), framed ahead of time. Per request it only reads the request, picks the prebuilt
 reply, stamps a fresh response id into it (same width, so lengths never change) and writes it
-with one ``sendall``. It is plain sockets and one thread per connection, so it is never the cap:
-``openai-ws bench`` measures its ceiling with a trivial raw client and prints it.
+with one ``sendall`` (or, with ``--per-event``, one ``sendall`` per event, as the service writes
+each event when it is made). It is plain sockets and one thread per connection, so it is never
+the cap: ``openai-ws bench`` measures its ceiling with a trivial raw client and prints it. Its
+work per request is the same on turn 150 as on turn 2.
 
 What it answers, read from the request body: ``stream N`` anywhere in it gives one text answer of
 N deltas; anything else gives the short answer ``ok`` (the concurrency scenario's turns). It keeps
 no conversation state: chaining fields are accepted and ignored.
 
-``python -m openai_ws._bench.replay [--delay SECONDS]`` prints one JSON line with the URLs, then
-answers lines on stdin (``size N``: the byte sizes and event count of the answer to ``stream N``;
-``stats``: counters) with one JSON line each, and stops at end of input.
+``python -m openai_ws._bench.replay [--delay SECONDS] [--per-event]`` prints one JSON line with
+the URLs, then answers lines on stdin (``size N``: the byte sizes and event count of the answer
+to ``stream N``; ``stats``: counters) with one JSON line each, and stops at end of input.
 """
 
 from __future__ import annotations
@@ -60,6 +63,8 @@ class Replies:
         self._engine = Engine(model=BenchModel(), latency=LatencyModel.instant())
         self._lock = threading.Lock()
         self._built: dict[int | None, tuple[list[bytes], list[bytes], int]] = {}
+        # the byte size of each event's write (WebSocket, SSE), for the per-event mode
+        self._sizes: dict[int | None, tuple[list[int], list[int]]] = {}
 
     def _build(self, words: int | None) -> tuple[list[bytes], list[bytes], int]:
         with self._lock:
@@ -68,16 +73,22 @@ class Replies:
                 text = f"stream {words}" if words is not None else "hello"
                 body = {"type": "response.create", "model": "m", "input": text, "store": False}
                 reply = self._engine.handle(body, ConnectionState(0, "websocket"))
-                ws = b"".join(ws_frame(frame.encode()) for _, _, frame in reply.frames)
+                ws_frames = [ws_frame(frame.encode()) for _, _, frame in reply.frames]
+                ws = b"".join(ws_frames)
                 sse_events = (
                     f"event: {kind}\ndata: {frame}\n\n".encode() for _, kind, frame in reply.frames
                 )
-                sse = (
+                head = (
                     b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream; charset=utf-8\r\n"
                     b"Cache-Control: no-cache\r\nTransfer-Encoding: chunked\r\n\r\n"
-                    + b"".join(b"%x\r\n%s\r\n" % (len(event), event) for event in sse_events)
-                    + b"0\r\n\r\n"
                 )
+                chunks = [b"%x\r\n%s\r\n" % (len(event), event) for event in sse_events]
+                sse = head + b"".join(chunks) + b"0\r\n\r\n"
+                # per event: the head goes with the first event, the end with the last
+                sse_sizes = [len(chunk) for chunk in chunks]
+                sse_sizes[0] += len(head)
+                sse_sizes[-1] += len(b"0\r\n\r\n")
+                self._sizes[words] = ([len(frame) for frame in ws_frames], sse_sizes)
                 # split around the response id, so that each reply gets a fresh one
                 built = (_ID.split(ws), _ID.split(sse), len(reply.frames))
                 self._built[words] = built
@@ -89,6 +100,19 @@ class Replies:
         ws, sse, _ = self._build(int(found.group(1)) if found else None)
         fresh = b"resp_" + os.urandom(24).hex().encode()  # random, as real ids are
         return fresh.join(ws if transport == "ws" else sse)
+
+    def writes(self, request: bytes, transport: str) -> list[bytes]:
+        """:meth:`reply` cut into one write per event (the service writes each event as it
+        is made; a stamped id keeps every length)."""
+        found = _STREAM.search(request)
+        words = int(found.group(1)) if found else None
+        reply = self.reply(request, transport)
+        sizes = self._sizes[words][0 if transport == "ws" else 1]
+        out, start = [], 0
+        for size in sizes:
+            out.append(reply[start : start + size])
+            start += size
+        return out
 
     def size(self, words: int) -> dict[str, int]:
         ws, sse, events = self._build(words)
@@ -104,9 +128,10 @@ class ReplayServer:
     """Listens on 127.0.0.1; one thread per connection (daemon threads: the process is the
     benchmark's and ends with it)."""
 
-    def __init__(self, delay: float = 0.0) -> None:
+    def __init__(self, delay: float = 0.0, *, per_event: bool = False) -> None:
         self.replies = Replies()
         self.delay = delay
+        self.per_event = per_event
         self.listener = socket.create_server(("127.0.0.1", 0), backlog=4096)
         self.port = self.listener.getsockname()[1]
         self.counters = {"connections": 0, "requests": 0}
@@ -147,7 +172,7 @@ class ReplayServer:
                 self._count()
                 if self.delay:
                     time.sleep(self.delay)
-                sock.sendall(self.replies.reply(body, "sse"))
+                self._send(sock, body, "sse")
                 if headers.get("connection", "").lower() == "close":
                     return
                 head = conn.read_until(b"\r\n\r\n")
@@ -184,7 +209,14 @@ class ReplayServer:
             self._count()
             if self.delay:
                 time.sleep(self.delay)
-            conn.sock.sendall(self.replies.reply(request, "ws"))
+            self._send(conn.sock, request, "ws")
+
+    def _send(self, sock: socket.socket, request: bytes, transport: str) -> None:
+        if not self.per_event:
+            sock.sendall(self.replies.reply(request, transport))
+            return
+        for write in self.replies.writes(request, transport):
+            sock.sendall(write)
 
 
 def _headers(head: bytes) -> dict[str, str]:
@@ -309,8 +341,11 @@ def ceiling(url: str, words: int, sizes: dict[str, int], transport: str) -> floa
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--delay", type=float, default=0.0, help="seconds before each reply")
+    parser.add_argument(
+        "--per-event", action="store_true", help="one write per event, as the service sends them"
+    )
     args = parser.parse_args()
-    server = ReplayServer(args.delay)
+    server = ReplayServer(args.delay, per_event=args.per_event)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     print(json.dumps(server.urls), flush=True)
     for line in sys.stdin:
