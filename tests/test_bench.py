@@ -4,9 +4,13 @@
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
+
+from tests.conftest import wait_for
 
 
 def test_the_benchmark_harness_runs(tmp_path: Path) -> None:
@@ -72,3 +76,45 @@ def test_benchmarks_run_py_is_the_same_command() -> None:
         check=True,
     )
     assert "--quick" in result.stdout
+
+
+def test_the_replay_server_writes_one_event_per_write_when_asked() -> None:
+    # the per-turn CPU scenario's server: the same bytes as the one-write reply, cut at the
+    # event boundaries (each piece one whole WebSocket frame), over a real socket
+    from openai_ws._bench.replay import ReplayServer, ws_frame
+
+    server = ReplayServer(per_event=True)
+    before = set(threading.enumerate())
+    accepting = threading.Thread(target=server.serve_forever, daemon=True)
+    accepting.start()
+    try:
+        request = b'{"type":"response.create","model":"m","input":"stream 3"}'
+        writes = server.replies.writes(request, "ws")
+        whole = server.replies.reply(request, "ws")
+        assert len(writes) == server.replies.size(3)["events"] > 3
+        assert len(b"".join(writes)) == len(whole)
+        for piece in writes:  # a frame header, then exactly its payload
+            size = piece[1] if piece[1] < 126 else int.from_bytes(piece[2:4], "big")
+            assert piece[0] == 0x81
+            assert len(piece) == size + (2 if piece[1] < 126 else 4)
+        with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+            sock.sendall(
+                b"GET /v1/responses HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                b"Sec-WebSocket-Version: 13\r\n\r\n"
+            )
+            got = b""
+            while b"\r\n\r\n" not in got:
+                got += sock.recv(4096)
+            got = got.split(b"\r\n\r\n", 1)[1]
+            sock.sendall(ws_frame(request))  # unmasked: this server reads either
+            while len(got) < len(whole):
+                got += sock.recv(65536)
+        assert len(got) == len(whole)
+        assert got.count(b'"type":"response.completed"') == 1
+    finally:
+        server.listener.shutdown(socket.SHUT_RDWR)  # wakes accept()
+        server.listener.close()
+        accepting.join(5)
+    # the connection's thread ends once the client's socket is closed
+    assert wait_for(lambda: set(threading.enumerate()) <= before)
