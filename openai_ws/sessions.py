@@ -124,9 +124,8 @@ class Session:
         self._store = store if session_id is not None else None
         self._budget = budget
         self._deadline: Deadline | None = None  # the open turn's, for a wait on the budget
-        # the digest of the last planned request's input, reused by remember()
-        # this turn's request, the digest of its input and its settings digest (planning
-        # computed them; the fingerprint after the turn reuses them)
+        # the last planned request, the digest of its input and its settings digest (planning
+        # computed them; remember() reuses them for the fingerprint)
         self._digest: tuple[JSONDict, ItemDigest | None, str] | None = None
         self._chained_on_record = False  # the planned delta came from the store's record
         # a record made with another endpoint, key or headers is not this session's to use
