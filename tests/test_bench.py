@@ -81,7 +81,7 @@ def test_benchmarks_run_py_is_the_same_command() -> None:
 def test_the_replay_server_writes_one_event_per_write_when_asked() -> None:
     # the per-turn CPU scenario's server: the same bytes as the one-write reply, cut at the
     # event boundaries (each piece one whole WebSocket frame), over a real socket
-    from openai_ws._bench.replay import ReplayServer, ws_frame
+    from openai_ws._bench.replay import ReplayServer, upgrade, ws_frame
 
     server = ReplayServer(per_event=True)
     before = set(threading.enumerate())
@@ -98,15 +98,7 @@ def test_the_replay_server_writes_one_event_per_write_when_asked() -> None:
             assert piece[0] == 0x81
             assert len(piece) == size + (2 if piece[1] < 126 else 4)
         with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
-            sock.sendall(
-                b"GET /v1/responses HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
-                b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                b"Sec-WebSocket-Version: 13\r\n\r\n"
-            )
-            got = b""
-            while b"\r\n\r\n" not in got:
-                got += sock.recv(4096)
-            got = got.split(b"\r\n\r\n", 1)[1]
+            got = upgrade(sock)
             sock.sendall(ws_frame(request))  # unmasked: this server reads either
             while len(got) < len(whole):
                 got += sock.recv(65536)

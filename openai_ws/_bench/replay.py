@@ -37,7 +37,7 @@ from ..testing import LatencyModel
 from ..testing.engine import ConnectionState, Engine
 from .server import BenchModel
 
-__all__ = ["ReplayServer", "Replies", "ceiling", "main"]
+__all__ = ["ReplayServer", "Replies", "ceiling", "main", "upgrade"]
 
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 _STREAM = re.compile(rb"stream (\d+)")
@@ -295,6 +295,23 @@ class _Conn:
 # -- the ceiling: a trivial raw client ----------------------------------------------------------
 
 
+def upgrade(sock: socket.socket) -> bytes:
+    """Ask for the WebSocket upgrade on *sock* (a trivial client's, with no checks) and wait for
+    the answer's head; the bytes that came after it."""
+    sock.sendall(
+        b"GET /v1/responses HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+        b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        b"Sec-WebSocket-Version: 13\r\n\r\n"
+    )
+    got = b""
+    while b"\r\n\r\n" not in got:
+        data = sock.recv(4096)
+        if not data:
+            raise RuntimeError("the replay server closed the connection before upgrading")
+        got += data
+    return got.split(b"\r\n\r\n", 1)[1]
+
+
 def ceiling(url: str, words: int, sizes: dict[str, int], transport: str) -> float:
     """Events per second the server delivers to the most trivial client: raw socket reads of
     exactly the known number of bytes, no parsing at all. Runs in the caller's process."""
@@ -304,14 +321,7 @@ def ceiling(url: str, words: int, sizes: dict[str, int], transport: str) -> floa
     try:
         body = json.dumps({"type": "response.create", "model": "m", "input": f"stream {words}"})
         if transport == "ws":
-            sock.sendall(
-                b"GET /v1/responses HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
-                b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                b"Sec-WebSocket-Version: 13\r\n\r\n"
-            )
-            got = b""
-            while b"\r\n\r\n" not in got:
-                got += sock.recv(4096)
+            upgrade(sock)
             payload = body.encode()
             request = bytes((0x81, 0x80 | 126)) + len(payload).to_bytes(2, "big") + bytes(4)
             request += payload  # a zero mask leaves the payload as it is
