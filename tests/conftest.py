@@ -3,6 +3,7 @@ with ``KEY`` and ``FAST``), and the no-leaked-threads guard."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import ssl
@@ -10,6 +11,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -71,6 +73,20 @@ def tls_context(authority: Any) -> ssl.SSLContext:
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     authority.issue_cert("127.0.0.1").configure_cert(context)
     return context
+
+
+#: The Flask example (examples/flask_chat/app.py), which several tests load as a module.
+FLASK_EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "flask_chat" / "app.py"
+
+
+def load_flask_example() -> ModuleType:
+    """The Flask example, imported from its file (it is not a package)."""
+    spec = importlib.util.spec_from_file_location("flask_chat_app", FLASK_EXAMPLE)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def socket_fds() -> set[str]:

@@ -8,7 +8,6 @@ never set globally in this process.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -16,8 +15,6 @@ import sys
 import textwrap
 from collections import defaultdict
 from collections.abc import Iterator
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
@@ -28,20 +25,11 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 from openai_ws import Client
 from openai_ws.testing import FakeResponsesServer, LatencyModel
-from tests.conftest import KEY
+from tests.conftest import FLASK_EXAMPLE, KEY, load_flask_example
 
-APP = Path(__file__).resolve().parent.parent / "examples" / "flask_chat" / "app.py"
+APP = FLASK_EXAMPLE
 REQUEST = "GET /stream"
 TURN = "chat gpt-5.2"
-
-
-def load_example() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("flask_chat_app", APP)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 class Traced:
@@ -51,7 +39,7 @@ class Traced:
         self.server = server
         self.spans_out = InMemorySpanExporter()
         provider.add_span_processor(SimpleSpanProcessor(self.spans_out))
-        self.app = load_example().create_app(client, tracer_provider=provider)
+        self.app = load_flask_example().create_app(client, tracer_provider=provider)
         self.browser = self.app.test_client()
         assert self.browser.get("/").status_code == 200  # sets the chat cookie
 

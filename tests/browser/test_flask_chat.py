@@ -3,7 +3,6 @@ app on 127.0.0.1 backed by the emulator. Run with ``tox -e browser`` (marker ``b
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 import threading
 from collections.abc import Iterator
@@ -12,10 +11,11 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import load_flask_example
+
 pytestmark = pytest.mark.browser
 
 ARTIFACTS = Path(__file__).parent.parent / "artifacts"
-APP = Path(__file__).parent.parent.parent / "examples" / "flask_chat" / "app.py"
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -42,15 +42,6 @@ def chromium_path() -> str:
     return path
 
 
-def load_app() -> Any:
-    spec = importlib.util.spec_from_file_location("flask_chat_app", APP)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture
 def site() -> Iterator[tuple[str, Any]]:
     from werkzeug.serving import make_server
@@ -63,7 +54,7 @@ def site() -> Iterator[tuple[str, Any]]:
         FakeResponsesServer(latency=latency, api_key="sk-browser-test") as emulator,
         Client(api_key="sk-browser-test", base_url=emulator.http_base_url) as client,
     ):
-        app = load_app().create_app(client)
+        app = load_flask_example().create_app(client)
         server = make_server("127.0.0.1", 0, app, threaded=True)
         thread = threading.Thread(target=server.serve_forever, name="flask-chat")
         thread.start()

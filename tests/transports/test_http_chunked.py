@@ -154,14 +154,17 @@ def test_a_body_cut_before_the_terminal_event_fails_the_stream(where: str) -> No
         assert [e.type for e in received] == TYPES[:2]
 
 
-def test_a_chunked_body_that_stalls_times_out_by_the_read_timeout() -> None:
-    def reply(server: ScriptServer, conn: int, index: int, client: socket.socket) -> bool:
-        client.sendall(chunked_head() + chunk(EVENTS[0]) + chunk(EVENTS[1])[:5])
-        server.stopping.wait()
-        return False
+def stall_mid_chunk(server: ScriptServer, conn: int, index: int, client: socket.socket) -> bool:
+    """One whole event, then five bytes of the next chunk, then nothing until the server
+    stops."""
+    client.sendall(chunked_head() + chunk(EVENTS[0]) + chunk(EVENTS[1])[:5])
+    server.stopping.wait()
+    return False
 
+
+def test_a_chunked_body_that_stalls_times_out_by_the_read_timeout() -> None:
     with (
-        ScriptServer(reply) as server,
+        ScriptServer(stall_mid_chunk) as server,
         SSETransport(
             f"http://127.0.0.1:{server.port}/v1", api_key=KEY, timeout=(5, 0.2 * TIME_FACTOR)
         ) as sse,
@@ -174,13 +177,8 @@ def test_a_chunked_body_that_stalls_times_out_by_the_read_timeout() -> None:
 
 
 def test_close_from_another_thread_mid_chunk_ends_the_read_at_once() -> None:
-    def reply(server: ScriptServer, conn: int, index: int, client: socket.socket) -> bool:
-        client.sendall(chunked_head() + chunk(EVENTS[0]) + chunk(EVENTS[1])[:5])
-        server.stopping.wait()
-        return False
-
     with (
-        ScriptServer(reply) as server,
+        ScriptServer(stall_mid_chunk) as server,
         SSETransport(f"http://127.0.0.1:{server.port}/v1", api_key=KEY, timeout=(5, 60)) as sse,
     ):
         stream = sse.create({"model": "m", "input": "hi"})

@@ -135,12 +135,9 @@ class ForwardProxy(_Listener):
 
     def handle(self, client: socket.socket) -> None:
         with contextlib.suppress(OSError):
-            data = b""
-            while b"\r\n\r\n" not in data:
-                chunk = client.recv(65536)
-                if not chunk:
-                    return
-                data += chunk
+            data = self.read_head(client)
+            if b"\r\n\r\n" not in data:
+                return  # the client went away before its request's head
             head, _, rest = data.partition(b"\r\n\r\n")
             request_line, *lines = head.split(b"\r\n")
             self.received.append(request_line)
