@@ -47,14 +47,15 @@ class Deadline:
         seconds: the budget; None means no limit (cancellation still works).
     """
 
-    __slots__ = ("_callbacks", "_end", "_event", "_lock", "seconds")
+    __slots__ = ("_callbacks", "_cancelled", "_end", "_lock", "_sleeper", "seconds")
 
     def __init__(self, seconds: float | None = None) -> None:
         self.seconds = seconds
         self._end = None if seconds is None else time.monotonic() + seconds
-        self._event = threading.Event()
+        self._cancelled = False
         self._lock = threading.Lock()
         self._callbacks: list[Callable[[], object]] = []
+        self._sleeper: threading.Event | None = None  # made by the first sleep (most never do)
 
     def __repr__(self) -> str:
         return f"<Deadline remaining={self.remaining()!r} cancelled={self.cancelled}>"
@@ -84,15 +85,18 @@ class Deadline:
 
     @property
     def cancelled(self) -> bool:
-        return self._event.is_set()
+        return self._cancelled
 
     def cancel(self) -> None:
         """Cut every wait short, now and later. Idempotent; safe from any thread."""
         with self._lock:
-            if self._event.is_set():
+            if self._cancelled:
                 return
-            self._event.set()
+            self._cancelled = True
             callbacks, self._callbacks = self._callbacks, []
+            sleeper = self._sleeper
+        if sleeper is not None:
+            sleeper.set()
         for callback in callbacks:
             with contextlib.suppress(Exception):
                 callback()
@@ -101,7 +105,7 @@ class Deadline:
         """Run *callback* when :meth:`cancel` is called (at once if it was). Returns a function
         that unregisters it."""
         with self._lock:
-            if not self._event.is_set():
+            if not self._cancelled:
                 self._callbacks.append(callback)
                 registered = True
             else:
@@ -110,15 +114,23 @@ class Deadline:
             callback()
 
         def unregister() -> None:
-            with self._lock, contextlib.suppress(ValueError):
-                self._callbacks.remove(callback)
+            with self._lock:
+                callbacks = self._callbacks
+                if callback in callbacks:  # not if it ran (cancelled) or went before
+                    callbacks.remove(callback)
 
         return unregister
 
     def sleep(self, seconds: float) -> bool:
         """Wait *seconds* (no longer than what is left); True if cancelled meanwhile."""
         wait = self.limit(seconds)
-        return self._event.wait(wait if wait is not None else seconds)
+        with self._lock:
+            if self._cancelled:
+                return True
+            if self._sleeper is None:
+                self._sleeper = threading.Event()
+            sleeper = self._sleeper
+        return sleeper.wait(wait if wait is not None else seconds)
 
 
 def auth_headers(

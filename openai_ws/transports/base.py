@@ -67,12 +67,12 @@ class ResponseStream(Iterator[ServerEvent], abc.ABC):
         self.bytes_received = 0
         # cancelling the turn closes the stream; held weakly, so that a stream the caller
         # dropped is freed (and so closed) at once, not at the next garbage collection
-        close = weakref.WeakMethod(self.close)
+        this = weakref.ref(self)
 
         def close_if_alive() -> None:
-            method = close()
-            if method is not None:
-                method()
+            stream = this()
+            if stream is not None:
+                stream.close()
 
         #: unregisters the cancel hook; subclasses call it once the stream ended
         self._unregister = self._deadline.on_cancel(close_if_alive)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email.utils
+import threading
 import time
 
 import pytest
@@ -31,6 +32,35 @@ def test_deadline() -> None:
     remaining = Deadline(10).remaining()
     assert remaining is not None
     assert 9 < remaining <= 10
+
+
+def test_deadline_cancel_wakes_a_sleep_and_runs_each_callback_once() -> None:
+    deadline = Deadline(30)
+    calls: list[str] = []
+    deadline.on_cancel(lambda: calls.append("a"))
+    unregister = deadline.on_cancel(lambda: calls.append("gone"))
+    unregister()
+    unregister()  # twice: nothing to remove, no error
+    timer = threading.Timer(0.1, deadline.cancel)
+    started = time.monotonic()
+    timer.start()
+    assert deadline.sleep(10) is True  # woken by the cancel, not by the 10 s
+    assert time.monotonic() - started < 5
+    deadline.cancel()  # idempotent: the callbacks ran once
+    assert deadline.cancelled
+    assert calls == ["a"]
+    deadline.on_cancel(lambda: calls.append("late"))  # after the cancel: runs at once
+    assert calls == ["a", "late"]
+    assert deadline.sleep(10) is True  # a sleep after the cancel returns at once
+    timer.join()
+
+
+def test_deadline_sleep_without_cancel_runs_out() -> None:
+    deadline = Deadline(None)
+    started = time.monotonic()
+    assert deadline.sleep(0.05) is False
+    assert time.monotonic() - started >= 0.04
+    assert not deadline.cancelled
 
 
 @pytest.mark.parametrize(
