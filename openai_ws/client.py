@@ -6,6 +6,7 @@ of one session are serialised, different sessions run in parallel.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import threading
@@ -33,6 +34,7 @@ DEFAULT_BASE_URL: Final = "https://api.openai.com/v1"
 #: ``first_event_timeout`` when none is given (or half of ``timeout``, when that is shorter).
 DEFAULT_FIRST_EVENT_TIMEOUT: Final = 10.0
 TRANSPORTS: Final = ("auto", "websocket", "sse")
+_DEFAULT_OPTIONS: Final = StreamOptions()  # frozen: one for every turn that passes none
 
 
 def _websocket_url(base_url: str) -> str:
@@ -200,6 +202,7 @@ class Client:
         self._lock = threading.Lock()
         self._closed = False
         self._pid = os.getpid()
+        self._last_config: tuple[tuple[Any, ...], SessionConfig] | None = None
         _CLIENTS.add(self)
 
     def __repr__(self) -> str:
@@ -240,8 +243,29 @@ class Client:
 
     def _config(self, options: StreamOptions) -> SessionConfig:
         key = self.api_key  # fails early, before anything is sent, when there is none
+        # what the configuration is made of: the same as last time gives the same object (the
+        # attributes are public and may change between turns, so they are compared each time)
+        made_of = (
+            key,
+            callable(self._api_key),
+            self.websocket_url,
+            tuple(self.headers.items()),
+            self.organization,
+            self.project,
+            tuple(options.headers.items()) if options.headers else None,
+            self.connect_timeout,
+            self.max_retries,
+            self.proxy,
+            tuple(self.sslopt.items()),
+            self.max_frame_size,
+            self.ping_interval,
+            self.ping_timeout,
+        )
+        last = self._last_config
+        if last is not None and last[0] == made_of:
+            return last[1]
         key_id = None if callable(self._api_key) else hashlib.sha256(key.encode()).hexdigest()
-        return SessionConfig(
+        config = SessionConfig(
             api_key=self._read_key,
             key_id=key_id,
             websocket_url=self.websocket_url,
@@ -254,6 +278,8 @@ class Client:
             ping_interval=self.ping_interval,
             ping_timeout=self.ping_timeout,
         )
+        self._last_config = (made_of, config)
+        return config
 
     def _first_event_timeout(self, options: StreamOptions) -> float | None:
         if self.first_event_timeout is not None:
@@ -407,7 +433,7 @@ class Client:
         if isinstance(model, str):
             if not model:
                 raise ValueError("model must be a non-empty string")
-            info = ModelInfo(model)
+            info = _model_info(model)
         elif isinstance(model, ModelInfo):
             info = model
         else:
@@ -415,7 +441,7 @@ class Client:
         if not isinstance(context, Context):
             raise TypeError(f"context must be a Context, got {type(context).__name__}")
         if options is None:
-            options = StreamOptions()
+            options = _DEFAULT_OPTIONS
         elif isinstance(options, Mapping):
             options = StreamOptions(**options)
         elif not isinstance(options, StreamOptions):
@@ -489,6 +515,12 @@ class Client:
 
 #: Every live client, for the fork hook.
 _CLIENTS: weakref.WeakSet[Client] = weakref.WeakSet()
+
+
+@functools.lru_cache(maxsize=64)
+def _model_info(model: str) -> ModelInfo:
+    """The :class:`ModelInfo` of a model id (frozen: one per id serves every turn)."""
+    return ModelInfo(model)
 
 
 def _after_fork_in_child() -> None:

@@ -189,6 +189,27 @@ def test_session_is_rebuilt_when_key_or_headers_change(server: FakeResponsesServ
     assert server.handshakes[-1].headers["x-tenant"] == "t"
 
 
+def test_a_setting_changed_on_the_client_between_turns_is_used(
+    server: FakeResponsesServer,
+) -> None:
+    # the session's configuration is reused while nothing it is made of changes; the client's
+    # attributes are public, so a change to one of them must still reach the next turn
+    with Client(api_key=KEY, base_url=server.http_base_url, headers={"X-Team": "a"}) as client:
+        conversation = ctx("Hello")
+        for _ in range(2):
+            conversation.messages += [client.stream("m", conversation, session_id="s").result()]
+            conversation.messages.append(UserMessage("again"))
+        assert server.stats.handshakes == 1  # unchanged: the same socket
+        client.headers["X-Team"] = "b"  # changed in place
+        conversation.messages += [client.stream("m", conversation, session_id="s").result()]
+        conversation.messages.append(UserMessage("again"))
+        assert server.stats.handshakes == 2
+        assert server.handshakes[-1].headers["x-team"] == "b"
+        client.ping_interval = 7.5  # any other setting of the socket
+        client.stream("m", conversation, session_id="s").result()
+        assert server.stats.handshakes == 3
+
+
 def test_idle_sessions_expire(server: FakeResponsesServer) -> None:
     with Client(api_key=KEY, base_url=server.http_base_url, session_idle_timeout=0.05) as client:
         client.stream("m", ctx(), session_id="s").result()
