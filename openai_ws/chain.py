@@ -17,12 +17,12 @@ chain store holds a few hundred bytes per conversation, however long the convers
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final
 
 import attrs
 
+from ._json import canonical
 from .convert import output_items_to_input_items
 from .history import WRAPPER_NAMES, collapse_wrapper_outputs
 
@@ -137,16 +137,10 @@ def plan_request(
 # -- fingerprints: the same rule without the previous request -------------------------------
 
 
-# one encoder for every canonical text (json.dumps with options builds a new one per call)
-_CANONICAL: Final = json.JSONEncoder(
-    sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=str
-)
-
-
 def _canonical(value: Any) -> bytes:
     """One JSON text per value: sorted keys, no spaces, ASCII only (so equal values hash the
     same in every process, whatever their dicts' insertion order)."""
-    return _CANONICAL.encode(value).encode("ascii")
+    return canonical(value).encode("ascii")
 
 
 def settings_digest(request: Mapping[str, Any]) -> str:
@@ -249,6 +243,7 @@ def fingerprint(
     *,
     input_digest: ItemDigest | None = None,
     settings: str | None = None,
+    replayed: Sequence[Mapping[str, Any]] | None = None,
 ) -> Fingerprint:
     """The fingerprint of a completed turn: *request* (as planned before chaining, with the
     whole conversation in ``input``) and the response's *output* items.
@@ -257,13 +252,18 @@ def fingerprint(
         input_digest: the digest of *request*'s input, when the caller has it already (it
             is extended, not changed); computed here otherwise.
         settings: :func:`settings_digest` of *request*, when the caller has it already.
+        replayed: the input items that replay *output*, when the caller has them already
+            (what :func:`~openai_ws.convert.output_items_to_input_items` makes of them with
+            the request's tools); computed here otherwise.
     """
     if input_digest is not None:
         digest = input_digest.copy()
     else:
         items = _as_items(request.get("input"))
         digest = _digest_upto(items, len(items))
-    digest.update(output_items_to_input_items(output, tools=request.get("tools")))
+    if replayed is None:
+        replayed = output_items_to_input_items(output, tools=request.get("tools"))
+    digest.update(replayed)
     wrappers = tuple(
         dict(item)
         for item in output

@@ -38,6 +38,7 @@ import json
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
+from ._json import MAPPING
 from .history import declared_function_names, sub_call_id, wrapper_uses
 from .messages import (
     AssistantMessage,
@@ -63,6 +64,7 @@ from .messages import (
 __all__ = [
     "CLIENT_CALLS",
     "TOOL_ERROR_PREFIX",
+    "assistant_input_items",
     "build_assistant_message_from_response",
     "content_from_item",
     "convert_messages_to_input_items",
@@ -173,7 +175,7 @@ def _result_item(message: ToolResultMessage, call: ToolCall | None = None) -> JS
             given = [{"stdout": stdout, "stderr": stderr, "outcome": outcome}]
         item: JSONDict = {"type": "shell_call_output", "call_id": call_id, "output": given}
         action = call.input if call is not None else None
-        if isinstance(action, Mapping) and isinstance(action.get("max_output_length"), int):
+        if isinstance(action, MAPPING) and isinstance(action.get("max_output_length"), int):
             item["max_output_length"] = action["max_output_length"]
         return item
     if kind == "local_shell":
@@ -238,10 +240,11 @@ def _call_item(part: ToolCall, replays_reasoning: bool) -> JSONDict:
 
 
 def _assistant_items(message: AssistantMessage) -> list[JSONDict]:
-    replays_reasoning = any(
-        isinstance(part, ThinkingContent) and (part.item_id or "").startswith("rs_")
-        for part in message.content
-    )
+    replays_reasoning = False
+    for part in message.content:  # a loop: cheaper than any() over a generator, per turn
+        if isinstance(part, ThinkingContent) and (part.item_id or "").startswith("rs_"):
+            replays_reasoning = True
+            break
     items: list[JSONDict] = []
     current: JSONDict | None = None  # the message item consecutive text parts go into
     current_key: tuple[str | None, str | None] | None = None
@@ -366,6 +369,8 @@ class InputState:
 
 
 def _int(value: Any) -> int:
+    if type(value) is int:  # the common case, at once
+        return value if value > 0 else 0
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
@@ -375,21 +380,22 @@ def usage_from_response(usage: Mapping[str, Any] | None, model: ModelInfo | None
     ``input`` excludes cached tokens (they are ``cache_read``); ``total_tokens`` is derived
     when the API gave none or zero.
     """
-    if not isinstance(usage, Mapping):
+    if not isinstance(usage, MAPPING):
         return Usage()
     input_tokens = _int(usage.get("input_tokens"))
     output_tokens = _int(usage.get("output_tokens"))
     details = usage.get("input_tokens_details")
-    cached = _int(details.get("cached_tokens")) if isinstance(details, Mapping) else 0
+    cached = _int(details.get("cached_tokens")) if isinstance(details, MAPPING) else 0
     cached = min(cached, input_tokens)
     total = _int(usage.get("total_tokens")) or input_tokens + output_tokens
     uncached = input_tokens - cached
-    cost = Cost()
     if model is not None:
         c_in = uncached * model.input_cost / 1e6
         c_out = output_tokens * model.output_cost / 1e6
         c_read = cached * model.cache_read_cost / 1e6
         cost = Cost(input=c_in, output=c_out, cache_read=c_read, total=c_in + c_out + c_read)
+    else:
+        cost = Cost()
     return Usage(
         input=uncached,
         output=output_tokens,
@@ -424,7 +430,7 @@ def _texts(entries: Any) -> tuple[str, ...]:
     return tuple(
         entry["text"]
         for entry in (entries if isinstance(entries, list) else ())
-        if isinstance(entry, Mapping) and isinstance(entry.get("text"), str)
+        if isinstance(entry, MAPPING) and isinstance(entry.get("text"), str)
     )
 
 
@@ -457,7 +463,7 @@ def content_from_item(
         phase = item.get("phase") if isinstance(item.get("phase"), str) else None
         parts = item.get("content")
         for part in parts if isinstance(parts, list) else ():
-            if not isinstance(part, Mapping):
+            if not isinstance(part, MAPPING):
                 continue
             if part.get("type") == "output_text" and isinstance(part.get("text"), str):
                 annotations = part.get("annotations")
@@ -528,7 +534,7 @@ def content_from_item(
                 join_tool_call_id(_str_or(item.get("call_id"), ""), item_id),
                 call_kind,
                 kind=call_kind,  # type: ignore[arg-type]
-                input=dict(request) if isinstance(request, Mapping) else request,
+                input=dict(request) if isinstance(request, MAPPING) else request,
                 item=dict(item),
             )
         )
@@ -545,11 +551,11 @@ def _content_from_items(
     ran = {
         item.get("call_id")
         for item in output
-        if isinstance(item, Mapping) and item.get("type") in _SERVER_OUTPUTS
+        if isinstance(item, MAPPING) and item.get("type") in _SERVER_OUTPUTS
     }
     content: list[AssistantContent] = []
     for item in output:
-        if not isinstance(item, Mapping):
+        if not isinstance(item, MAPPING):
             continue
         if item.get("type") in CLIENT_CALLS and ran and item.get("call_id") in ran:
             content.append(ServerItem(dict(item)))
@@ -576,13 +582,13 @@ def _stop_reason(
         return ("toolUse" if has_tool_calls else "stop"), None
     if status == "incomplete":
         details = response.get("incomplete_details")
-        reason = details.get("reason") if isinstance(details, Mapping) else None
+        reason = details.get("reason") if isinstance(details, MAPPING) else None
         if reason in ("max_output_tokens", None):
             return "length", None
         return "error", f"response incomplete: {reason}"
     if status in ("failed", "cancelled"):
         error = response.get("error")
-        message = error.get("message") if isinstance(error, Mapping) else None
+        message = error.get("message") if isinstance(error, MAPPING) else None
         if not isinstance(message, str) or not message:
             message = f"response {status}"
         return "error", message
@@ -622,6 +628,12 @@ def build_assistant_message_from_response(
         error_message=error_message,
         response_id=response_id if isinstance(response_id, str) else None,
     )
+
+
+def assistant_input_items(message: AssistantMessage) -> list[JSONDict]:
+    """The input items that replay one assistant *message* (what
+    :func:`convert_messages_to_input_items` makes of it; no tool results)."""
+    return _assistant_items(message)
 
 
 def output_items_to_input_items(

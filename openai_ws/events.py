@@ -319,7 +319,8 @@ class MessageBuilder:
         self._by_key: dict[tuple[Any, ...], int] = {}
         self._items: dict[int, dict[str, Any]] = {}
         self.finished: Done | Error | None = None
-        #: the response object of the terminal event, once :attr:`finished` is set by it
+        #: the response object of the terminal event, once :attr:`finished` is set by it (see
+        #: :meth:`ResponseAccumulator.result <openai_ws.protocol.ResponseAccumulator.result>`)
         self.final_response: dict[str, Any] | None = None
         # part index -> the high surrogate ending its last delta, held for the next one
         self._held: dict[int, str] = {}
@@ -712,8 +713,9 @@ class MessageBuilder:
     def _final(self, event: ServerEvent) -> Done | Error:
         terminal = self.accumulator.terminal
         assert terminal is not None
-        response = self.accumulator.response
-        self.final_response = response  # the session remembers it (one copy per turn, not two)
+        # the message and the session keep only the output items of it: only those are copied
+        response = self.accumulator.result()
+        self.final_response = response
         message = build_assistant_message_from_response(response, self.model, tools=self._tools)
         final: Done | Error
         if isinstance(event, ErrorEvent) or terminal.status in ("error", "failed", "cancelled"):

@@ -36,6 +36,7 @@ import logging
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any, Final
 
+from ._json import MAPPING
 from .messages import AssistantMessage, Message, ToolCall, ToolResultMessage, UserMessage
 
 __all__ = [
@@ -72,7 +73,7 @@ def declared_function_names(tools: Any) -> frozenset[str]:
     return frozenset(
         tool["name"]
         for tool in tools
-        if isinstance(tool, Mapping)
+        if isinstance(tool, MAPPING)
         and tool.get("type", "function") == "function"
         and isinstance(tool.get("name"), str)
     )
@@ -106,7 +107,7 @@ def wrapper_uses(
         return None
     out: list[tuple[str, JSONDict]] = []
     for use in uses:
-        if not isinstance(use, Mapping):
+        if not isinstance(use, MAPPING):
             return None
         name = _recipient(use.get("recipient_name"))
         parameters = use.get("parameters", {})
@@ -143,7 +144,7 @@ def collapse_wrapper_outputs(
             continue
         if isinstance(uses, list):
             by_call[call_id] = [
-                str(use.get("recipient_name")) if isinstance(use, Mapping) else "" for use in uses
+                str(use.get("recipient_name")) if isinstance(use, MAPPING) else "" for use in uses
             ]
     if not by_call:
         return [dict(item) for item in items]
@@ -181,7 +182,7 @@ def _as_text(output: Any) -> str:
     if isinstance(output, str):
         return output
     if isinstance(output, list):  # content parts: keep their text
-        texts = [p.get("text") for p in output if isinstance(p, Mapping)]
+        texts = [p.get("text") for p in output if isinstance(p, MAPPING)]
         return "".join(t for t in texts if isinstance(t, str))
     return json.dumps(output, ensure_ascii=False)
 

@@ -209,7 +209,7 @@ class _Memo:
         if ref is None:
             ref = weakref.ref(context, self._forgetter(key))
         self._entries[key] = (ref, prepared)
-        return InputItems(inputs.items + tail, checkpoints)
+        return InputItems(inputs.items + tail if tail else inputs.items, checkpoints)
 
 
 _MEMO = _Memo()

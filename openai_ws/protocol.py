@@ -28,6 +28,7 @@ from typing import Any, ClassVar, Final
 
 import attrs
 
+from ._json import MAPPING
 from ._redact import redact
 from .exceptions import APIError, ProtocolError, api_error_from_fields
 
@@ -940,7 +941,7 @@ def parse_server_event(data: Mapping[str, Any] | str | bytes | bytearray) -> Ser
         # bytes branch above) a surrogate can only come from a \uD800-\uDFFF escape. Looking
         # for one character first is a memchr, far cheaper than a multi-character search.
         suspect = "\\" in text and _SURROGATE_ESCAPE.search(text) is not None
-    elif isinstance(data, Mapping) and not isinstance(data, dict):
+    elif isinstance(data, MAPPING) and not isinstance(data, dict):
         decoded = dict(data)
         suspect = True
     else:
@@ -1107,6 +1108,18 @@ class ResponseAccumulator:
         result: JSONDict = _copy_json(self._snapshot)
         server_output = result.get("output")
         if not (isinstance(server_output, list) and server_output):
+            result["output"] = self.output
+        return result
+
+    def result(self) -> JSONDict:
+        """:attr:`response` for a reader that keeps nothing of it but its ``output``: the output
+        items are copied (they are the caller's own), every other field is shared with the
+        server's event (cheaper than a deep copy of the whole object; do not change them)."""
+        result = dict(self._snapshot)
+        server_output = result.get("output")
+        if isinstance(server_output, list) and server_output:
+            result["output"] = _copy_json(server_output)
+        else:
             result["output"] = self.output
         return result
 

@@ -35,7 +35,10 @@ from .chain import (
     plan_request,
     settings_digest,
 )
+from .convert import assistant_input_items
 from .exceptions import ConcurrencyError, ConnectionClosed
+from .history import declared_function_names
+from .messages import AssistantMessage
 from .stores import ChainRecord, GuardedStore
 from .transports import WebSocketConnection
 from .transports._common import Deadline, KeySource
@@ -306,8 +309,15 @@ class Session:
             previous_response_id=usable,
         )
 
-    def remember(self, request: JSONDict, response: Mapping[str, Any]) -> None:
-        """A turn completed: keep what the next turn needs to chain from it."""
+    def remember(
+        self,
+        request: JSONDict,
+        response: Mapping[str, Any],
+        message: AssistantMessage | None = None,
+    ) -> None:
+        """A turn completed: keep what the next turn needs to chain from it. *message* is the
+        turn's message, built from *response* with *request*'s tools (it spares converting
+        the output again)."""
         chain = self.chain
         output = response.get("output")
         chain.request = request
@@ -323,6 +333,13 @@ class Session:
             digest = None
         if store is None or self.id is None or chain.response_id is None:
             return
+        replayed = None
+        # the message's items are the output's, as the chain replays them, when the message
+        # was built with the same function names (the request's tools, or none echoed)
+        if message is not None and (
+            request.get("tools") is not None or not declared_function_names(response.get("tools"))
+        ):
+            replayed = assistant_input_items(message)
         model = request.get("model")
         record = ChainRecord(
             response_id=chain.response_id,
@@ -333,6 +350,7 @@ class Session:
                 chain.output,
                 input_digest=digest[1] if digest is not None else None,
                 settings=digest[2] if digest is not None else None,
+                replayed=replayed,
             ),
             scope=self._scope,
         )

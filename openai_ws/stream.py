@@ -394,6 +394,7 @@ class _Turn:
                                 session.remember(
                                     self.request,
                                     builder.final_response or builder.accumulator.response,
+                                    event.message,
                                 )
                                 yield event
                                 return

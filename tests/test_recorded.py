@@ -11,12 +11,16 @@ from typing import Any
 import pytest
 
 from openai_ws import Client, Context, Tool, UserMessage
+from openai_ws.chain import fingerprint
 from openai_ws.convert import convert_messages_to_input_items, output_items_to_input_items
 from openai_ws.events import Done, Error, MessageBuilder, StreamEvent
 from openai_ws.messages import AssistantMessage, ServerItem, TextContent, ThinkingContent, ToolCall
 from openai_ws.protocol import parse_server_event
+from openai_ws.sessions import Session, SessionConfig
+from openai_ws.stores import GuardedStore, MemoryChainStore
 from openai_ws.testing import FakeResponsesServer, LatencyModel, ReplayModel
-from tests.conftest import RECORDED, all_recorded_streams, recorded_files
+from openai_ws.transports import SSETransport
+from tests.conftest import KEY, RECORDED, all_recorded_streams, recorded_files
 
 # the wrapper recording's response echoes no tools: these are the ones its request declared
 WRAPPER_TOOLS = [
@@ -221,3 +225,54 @@ def test_recording_over_the_wire(path: Path, transport: str) -> None:
             alone = final_of(stream, WRAPPER_TOOLS if wrapper else None)
             assert isinstance(alone, Done)
             assert final.message.content == alone.message.content
+
+
+def _remembered(
+    request: dict[str, Any], response: dict[str, Any], message: AssistantMessage
+) -> Any:
+    """The fingerprint a session stores for a turn that ended with *message*."""
+    store = MemoryChainStore()
+    config = SessionConfig(api_key=KEY, key_id="k", websocket_url="ws://127.0.0.1:9/v1/responses")
+    http = SSETransport("http://127.0.0.1:9/v1", api_key=KEY)  # never used: nothing is sent
+    session = Session("s", config, http=lambda: http, store=GuardedStore(store))
+    session.remember(request, response, message)
+    record = store.get("s")
+    assert record is not None
+    return record.fingerprint
+
+
+@pytest.mark.parametrize(("name", "stream"), STREAMS, ids=[n for n, _ in STREAMS])
+def test_a_turn_is_fingerprinted_from_its_message_as_from_its_output(
+    name: str, stream: list[dict[str, Any]]
+) -> None:
+    """The session hashes the items of the turn's message instead of converting the output
+    again: the stored fingerprint is the one the output gives, with the request's tools or none."""
+    if isinstance(final_of(stream), Error):  # nothing to remember: the session never sees it
+        assert EXPECTED[name][0] == "error"
+        return
+    output = stream[-1]["response"]["output"] or [
+        e["item"] for e in stream if e["type"] == "response.output_item.done"
+    ]
+    response = {**stream[-1]["response"], "output": output}
+    for declared in [None, WRAPPER_TOOLS] if "wrapper" in name else [None]:
+        final = final_of(stream, declared)
+        assert isinstance(final, Done)
+        request: dict[str, Any] = {"model": "m", "input": [{"role": "user", "content": "hi"}]}
+        if declared is not None:
+            request["tools"] = declared
+        assert _remembered(request, response, final.message) == fingerprint(request, output)
+
+
+def test_a_message_built_with_other_tools_is_not_used_for_the_fingerprint() -> None:
+    """A request without tools whose response echoes the wrapper's recipients: the message
+    expands the wrapper (it used the echo), the chain's replay does not; the session must
+    fingerprint what the chain replays."""
+    (stream,) = [s for n, s in STREAMS if "wrapper" in n]
+    response = {**stream[-1]["response"], "tools": WRAPPER_TOOLS}
+    stream = [*stream[:-1], {**stream[-1], "response": response}]
+    final = final_of(stream)  # no request tools: the builder uses the echoed ones
+    assert isinstance(final, Done)
+    assert [c.name for c in final.message.tool_calls] == ["weather", "cityAttractions"]
+    request: dict[str, Any] = {"model": "m", "input": [{"role": "user", "content": "hi"}]}
+    expected = fingerprint(request, response["output"])
+    assert _remembered(request, response, final.message) == expected

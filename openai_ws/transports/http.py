@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import http.client
-import json
 import logging
 import os
 import queue
@@ -37,6 +36,7 @@ import urllib3
 import urllib3.exceptions
 import urllib3.response
 
+from .._json import compact
 from .._redact import redact
 from ..exceptions import (
     ConfigurationError,
@@ -278,7 +278,7 @@ class SSETransport(Transport):
             raise TypeError(f"payload must be a mapping, got {type(payload).__name__}")
         body = {k: v for k, v in payload.items() if k != "type"}
         body["stream"] = True
-        data = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+        data = compact(body).encode()
         request_headers = dict(self._headers)
         if callable(self._key):
             request_headers.update(auth_headers(self._key(), ()))

@@ -17,7 +17,6 @@ from __future__ import annotations
 import collections
 import contextlib
 import enum
-import json
 import logging
 import queue
 import ssl
@@ -28,6 +27,7 @@ import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Final
 
+from .._json import compact
 from .._redact import redact
 from ..exceptions import (
     APIError,
@@ -508,7 +508,7 @@ class WebSocketConnection(Transport):
 
     def _send_on(self, link: Link, event: Mapping[str, Any]) -> int:
         """Send *event* as one text frame; returns its size in bytes."""
-        text = json.dumps(event, separators=(",", ":"), ensure_ascii=False)
+        text = compact(event)
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug("websocket %s: send %s", self.name, redact(text[:500]))
         data = _utf8(text)
