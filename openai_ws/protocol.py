@@ -1045,7 +1045,9 @@ class ResponseAccumulator:
     :attr:`terminal` is set.
 
     Text is kept as chunk lists and joined when read, so a response of tens of thousands of
-    deltas folds in linear time. ``*.done`` events and ``response.output_item.done`` are
+    deltas folds in linear time. The events of the output items are folded in when
+    :attr:`output` is first read, or in batches as they come: a response read only through its
+    terminal event's output (the common case) never builds its items twice. ``*.done`` events and ``response.output_item.done`` are
     authoritative: they replace what the deltas built, and the terminal event's response is
     the final word. A repeated event (a ``sequence_number`` already seen in this response) is
     ignored and counted in :attr:`ignored`, as are events after the terminal one. An event
@@ -1064,6 +1066,10 @@ class ResponseAccumulator:
         # (output_index, path...) -> text chunks not yet joined into the item
         self._chunks: dict[tuple[Any, ...], list[str]] = {}
         self._output_cache: list[JSONDict] | None = None
+        # the item events not folded in yet: most responses are read only through their
+        # terminal event's output, so the items are built when first read (or every
+        # _FOLD_EVERY events, which bounds what is held)
+        self._deferred: list[ServerEvent] = []
         # sequence numbers: the highest so far, and every one seen (memory in proportion to
         # the events, like their text; remembering only the numbers a jump skipped would let
         # a hostile server make it grow without bound)
@@ -1092,10 +1098,19 @@ class ResponseAccumulator:
 
         A fresh list of fresh dicts: callers may keep or change it.
         """
+        if self._deferred:
+            self._fold()
         if self._output_cache is None:
             self._output_cache = [self._materialize(i) for i in sorted(self._items)]
         output: list[JSONDict] = _copy_json(self._output_cache)
         return output
+
+    def _fold(self) -> None:
+        """Fold the deferred item events in, in the order they came."""
+        deferred, self._deferred = self._deferred, []
+        handlers = _ITEM_HANDLERS
+        for event in deferred:
+            handlers[type(event)](self, event)
 
     @property
     def response(self) -> JSONDict:
@@ -1155,10 +1170,16 @@ class ResponseAccumulator:
                 self._anomaly("out of order", sequence, event)
             seen.add(sequence)
         self.events += 1
-        handler = _HANDLERS.get(type(event))
+        kind = type(event)
+        handler = _RESPONSE_HANDLERS.get(kind)
         if handler is not None:
-            self._output_cache = None
             handler(self, event)
+        elif kind in _ITEM_HANDLERS:
+            deferred = self._deferred
+            deferred.append(event)
+            self._output_cache = None
+            if len(deferred) >= _FOLD_EVERY:
+                self._fold()
         return self.terminal
 
     def _anomaly(self, what: str, sequence: int, event: ServerEvent) -> None:
@@ -1456,7 +1477,10 @@ class ResponseAccumulator:
 
 
 #: The accumulator's handler for each event type (built once, not per response).
-_HANDLERS: Final[dict[type[ServerEvent], Callable[[ResponseAccumulator, Any], None]]] = {
+_Handler = Callable[[ResponseAccumulator, Any], None]
+
+#: The events of the response object itself: folded in as they come.
+_RESPONSE_HANDLERS: Final[dict[type[ServerEvent], _Handler]] = {
     ResponseCreated: ResponseAccumulator._on_response,
     ResponseInProgress: ResponseAccumulator._on_response,
     ResponseQueued: ResponseAccumulator._on_response,
@@ -1464,6 +1488,13 @@ _HANDLERS: Final[dict[type[ServerEvent], Callable[[ResponseAccumulator, Any], No
     ResponseFailed: ResponseAccumulator._on_terminal_response,
     ResponseIncomplete: ResponseAccumulator._on_terminal_response,
     ErrorEvent: ResponseAccumulator._on_error,
+}
+
+#: How many item events an accumulator holds before it folds them in.
+_FOLD_EVERY: Final = 64
+
+#: The events of the output items: deferred (see ResponseAccumulator._fold).
+_ITEM_HANDLERS: Final[dict[type[ServerEvent], _Handler]] = {
     OutputItemAdded: ResponseAccumulator._on_item_added,
     OutputItemDone: ResponseAccumulator._on_item_done,
     ContentPartAdded: ResponseAccumulator._on_part,

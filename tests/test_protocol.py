@@ -1445,3 +1445,35 @@ def test_a_replaced_surrogate_is_logged_at_warning_once_per_process(
             parse_server_event(escaped_delta(r"x\ud800y", sequence))
     assert [r.levelno for r in caplog.records] == [logging.WARNING, logging.DEBUG, logging.DEBUG]
     assert "once per process" in caplog.records[0].getMessage()
+
+
+@pytest.mark.parametrize(("name", "stream"), COMPLETED, ids=[n for n, _ in COMPLETED])
+def test_output_read_at_every_step_is_the_output_folded_at_once(
+    name: str, stream: list[dict[str, Any]]
+) -> None:
+    """Item events are folded in when the output is read: reading it after every event gives,
+    at each step, what an accumulator that read it only then gives."""
+    watched = ResponseAccumulator()
+    for count, data in enumerate(stream, start=1):
+        watched.feed(parse_server_event(data))
+        assert watched.output == fold(stream[:count]).output, (name, count)
+
+
+def test_a_long_stream_holds_a_bounded_number_of_unfolded_events() -> None:
+    acc = ResponseAccumulator()
+    acc.feed(parse_server_event({"type": "response.created", "response": {"id": "r"}}))
+    item = {"type": "message", "id": "m", "role": "assistant", "content": []}
+    acc.feed(
+        parse_server_event({"type": "response.output_item.added", "output_index": 0, "item": item})
+    )
+    for number in range(1000):
+        delta = {
+            "type": "response.output_text.delta",
+            "output_index": 0,
+            "content_index": 0,
+            "item_id": "m",
+            "delta": f"{number} ",
+        }
+        acc.feed(parse_server_event(delta))
+        assert len(acc._deferred) < protocol._FOLD_EVERY
+    assert acc.output[0]["content"][0]["text"] == "".join(f"{n} " for n in range(1000))
