@@ -1047,14 +1047,15 @@ class ResponseAccumulator:
     Text is kept as chunk lists and joined when read, so a response of tens of thousands of
     deltas folds in linear time. The events of the output items are folded in when
     :attr:`output` is first read, or in batches as they come: a response read only through its
-    terminal event's output (the common case) never builds its items twice. ``*.done`` events and ``response.output_item.done`` are
-    authoritative: they replace what the deltas built, and the terminal event's response is
-    the final word. A repeated event (a ``sequence_number`` already seen in this response) is
-    ignored and counted in :attr:`ignored`, as are events after the terminal one. An event
-    whose ``sequence_number`` is lower than one seen before but new is folded in where it
-    arrives. Neither is fatal: the first such anomaly of a response is logged at WARNING on the
-    ``openai_ws`` logger, the rest at DEBUG. Text pieces are joined with
-    :func:`replace_lone_surrogates`, so a surrogate pair split across two deltas is whole.
+    terminal event's output (the common case) never builds its items twice. ``*.done`` events
+    and ``response.output_item.done`` are authoritative: they replace what the deltas built,
+    and the terminal event's response is the final word. A repeated event (a
+    ``sequence_number`` already seen in this response) is ignored and counted in
+    :attr:`ignored`, as are events after the terminal one. An event whose ``sequence_number``
+    is lower than one seen before but new is folded in where it arrives. Neither is fatal: the
+    first such anomaly of a response is logged at WARNING on the ``openai_ws`` logger, the rest
+    at DEBUG. Text pieces are joined with :func:`replace_lone_surrogates`, so a surrogate pair
+    split across two deltas is whole.
 
     Not thread-safe: one accumulator per response, fed by one thread.
     """

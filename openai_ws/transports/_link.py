@@ -25,6 +25,7 @@ import collections
 import contextlib
 import errno
 import logging
+import os
 import queue
 import select
 import socket
@@ -257,6 +258,38 @@ def _tls_sender(ws: Any, tls: _TLSSocket) -> Callable[[bytes], int]:
     return send
 
 
+def _plain_sender(ws: Any, sock: socket.socket) -> Callable[[bytes], int]:
+    """websocket-client's ``_send`` for a plain link: one ``write`` (a socket with a timeout
+    is non-blocking underneath, and its own ``send`` polls before every write); only a full
+    send buffer takes the library's wait for the socket to become writable."""
+
+    def send(data: bytes) -> int:
+        if ws.sock is None:
+            raise websocket.WebSocketConnectionClosedException("socket is already closed.")
+        try:
+            return os.write(sock.fileno(), data)
+        except BlockingIOError:
+            return websocket._socket.send(sock, data)
+
+    return send
+
+
+def _client_frame(payload: bytes, opcode: int = 0x1) -> bytes:
+    """One final client frame of *payload* (RFC 6455 section 5.2), masked with a fresh key
+    from ``os.urandom`` as the RFC requires (what websocket-client's ``ABNF.format`` makes,
+    without its object)."""
+    size = len(payload)
+    if size < 126:
+        head = bytes((0x80 | opcode, 0x80 | size))
+    elif size < 1 << 16:
+        head = bytes((0x80 | opcode, 0x80 | 126)) + size.to_bytes(2, "big")
+    else:
+        head = bytes((0x80 | opcode, 0x80 | 127)) + size.to_bytes(8, "big")
+    key = os.urandom(4)
+    mask = int.from_bytes(key * (size // 4) + key[: size % 4], "little")
+    return head + key + (int.from_bytes(payload, "little") ^ mask).to_bytes(size, "little")
+
+
 @attrs.define
 class End:
     """The last item a link's queue ever holds: why the socket ended."""
@@ -327,6 +360,7 @@ class Link:
             setattr(ws, "_send", _tls_sender(ws, sock))  # noqa: B010 - patching one instance
         else:
             sock.settimeout(timeout)
+            setattr(ws, "_send", _plain_sender(ws, sock))  # noqa: B010 - patching one instance
         self._socket_reader = _SocketReader(
             sock,
             self._hand_over,
@@ -381,8 +415,12 @@ class Link:
         Raises:
             ConnectionClosed: the socket is gone (the frame may or may not have been sent).
         """
+        ws = self.ws
+        frame = _client_frame(data)
         try:
-            self.ws.send(data, websocket.ABNF.OPCODE_TEXT)
+            with ws.lock:  # every write goes under it (pings and closes too)
+                while frame:
+                    frame = frame[ws._send(frame) :]
         except (websocket.WebSocketException, OSError) as exc:
             raise ConnectionClosed(
                 f"sending on the WebSocket failed: {exc}", code=1006, retryable=True

@@ -1,0 +1,104 @@
+"""What a link writes: its client frames (RFC 6455 section 5.2, masked) and the plain-socket
+sender, which writes at once and waits for the socket only when its send buffer is full.
+Real sockets on loopback."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+import websocket
+
+from openai_ws.transports._link import Link, _client_frame
+
+
+@pytest.mark.parametrize("size", [0, 1, 3, 4, 5, 125, 126, 127, 65535, 65536, 70001])
+def test_a_frame_is_what_websocket_client_makes_with_the_same_key(size: int) -> None:
+    payload = os.urandom(size)
+    ours = _client_frame(payload)
+    key_at = 2 if size < 126 else 4 if size < 1 << 16 else 10
+    theirs = websocket.ABNF(1, 0, 0, 0, websocket.ABNF.OPCODE_TEXT, 1, payload)
+    theirs.get_mask_key = lambda _: ours[key_at : key_at + 4]
+    assert ours == theirs.format()
+    assert _client_frame(payload)[key_at : key_at + 4] != ours[key_at : key_at + 4] or size == 0
+
+
+def _read_frame(sock: socket.socket) -> tuple[int, bytes]:
+    """One masked client frame from *sock*: (opcode, unmasked payload)."""
+
+    def exactly(count: int) -> bytes:
+        data = bytearray()
+        while len(data) < count:
+            chunk = sock.recv(min(count - len(data), 8192))
+            assert chunk, "the connection ended inside a frame"
+            data += chunk
+            time.sleep(0.0005)  # a slow reader: the sender's buffer fills up
+        return bytes(data)
+
+    first, second = exactly(2)
+    assert first & 0x80  # final
+    assert second & 0x80  # masked
+    size = second & 0x7F
+    if size == 126:
+        size = int.from_bytes(exactly(2), "big")
+    elif size == 127:
+        size = int.from_bytes(exactly(8), "big")
+    key = exactly(4)
+    masked = exactly(size)
+    return first & 0x0F, bytes(b ^ key[i % 4] for i, b in enumerate(masked))
+
+
+@pytest.fixture(params=[0.5, None], ids=["pinging", "blocking"])
+def link(request: pytest.FixtureRequest) -> Iterator[tuple[Link, socket.socket]]:
+    """A started link over a connected pair with tiny buffers, and the peer's socket."""
+    ours, peer = socket.socketpair()
+    ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    peer.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    ws = websocket.WebSocket(skip_utf8_validation=True)
+    ws.sock, ws.connected = ours, True
+    link = Link(ws, 1, "test", ping_interval=request.param, ping_timeout=30)
+    link.start()
+    try:
+        yield link, peer
+    finally:
+        link.retire(graceful=False, timeout=1)
+        peer.close()
+        link.reader.join(5)
+    assert not link.reader.is_alive()
+
+
+def test_a_message_larger_than_the_send_buffer_arrives_whole(
+    link: tuple[Link, socket.socket],
+) -> None:
+    sender, peer = link
+    payload = os.urandom(300_000)
+    received: list[tuple[int, bytes]] = []
+    reader = threading.Thread(target=lambda: received.append(_read_frame(peer)))
+    reader.start()
+    sender.send(payload)  # many partial writes, and waits while the buffer is full
+    reader.join(30)
+    assert received == [(websocket.ABNF.OPCODE_TEXT, payload)]
+
+
+def test_sends_from_several_threads_never_interleave(link: tuple[Link, socket.socket]) -> None:
+    sender, peer = link
+    payloads = [bytes([n]) * 20_000 for n in range(8)]
+    received: list[tuple[int, bytes]] = []
+
+    def read_all() -> None:
+        for _ in payloads:
+            received.append(_read_frame(peer))
+
+    reader = threading.Thread(target=read_all)
+    reader.start()
+    threads = [threading.Thread(target=sender.send, args=(p,)) for p in payloads]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    reader.join(30)
+    assert sorted(payload for _, payload in received) == sorted(payloads)
