@@ -201,6 +201,10 @@ class InputItems(list[Any]):
         # a copy or a pickle is a plain list (the running hashes are not picklable)
         return (list, (list(self),))
 
+    def knows(self, count: int) -> bool:
+        """Whether it holds the digest of exactly its first *count* items."""
+        return len(self) == self._length and count in [c.count for c in self._checkpoints]
+
     def digest_upto(self, count: int) -> ItemDigest:
         """A new :class:`ItemDigest` of the first *count* items."""
         start = ItemDigest()
@@ -305,7 +309,10 @@ def plan_from_fingerprint(
     if digest.hexdigest() != previous.prefix:
         return _full(request, "the history is not a continuation of the previous turn"), None
     delta = items[previous.length :]
-    digest.update(delta)
+    if isinstance(items, InputItems) and items.knows(len(items)):
+        digest = items.digest_upto(len(items))  # a copy of the one build_request made
+    else:
+        digest.update(delta)
     if not delta:
         return _full(request, "no new input items"), digest
     delta = collapse_wrapper_outputs(delta, previous.wrappers)

@@ -66,10 +66,13 @@ def sub_call_id(wrapper_call_id: str, index: int) -> str:
     return f"{wrapper_call_id}{_SEPARATOR}{index}"
 
 
+_NO_NAMES: Final[frozenset[str]] = frozenset()
+
+
 def declared_function_names(tools: Any) -> frozenset[str]:
     """The names of the function tools in a request's (or response's) ``tools`` list."""
-    if not isinstance(tools, list):
-        return frozenset()
+    if not tools or not isinstance(tools, list):
+        return _NO_NAMES
     return frozenset(
         tool["name"]
         for tool in tools

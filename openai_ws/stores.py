@@ -349,6 +349,8 @@ class GuardedStore:
         return self._down
 
     def _skip(self) -> bool:
+        if not self._down:  # the common case, without the lock (a bool read is atomic)
+            return False
         with self._lock:
             return self._down and time.monotonic() < self._retry_at
 

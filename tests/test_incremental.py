@@ -181,9 +181,11 @@ def test_input_items_hash_from_their_checkpoints_and_copy_as_plain_lists() -> No
         got = listed.digest_upto(count)
         assert (got.hexdigest(), got.count) == (expected.hexdigest(), expected.count)
     assert (early.count, late.count) == (3, 7)  # the checkpoints are never changed
+    assert [count for count in range(10) if listed.knows(count)] == [3, 7]
     listed[0] = {"other": True}
     listed.append({"type": "more"})  # the length changed: the checkpoints are not trusted
     assert listed.digest_upto(8).hexdigest() == ItemDigest().update(listed[:8]).hexdigest()
+    assert not listed.knows(7)
     for clone in (copy.copy(listed), copy.deepcopy(listed), pickle.loads(pickle.dumps(listed))):
         assert type(clone) is list
         assert clone == listed
@@ -195,7 +197,9 @@ def test_plans_and_fingerprints_agree_with_and_without_checkpoints() -> None:
     previous_request = {"model": "m", "input": request_items[:4]}
     fp = fingerprint(previous_request, output[:0])
     checkpointed = InputItems(request_items, [ItemDigest().update(request_items[:2])])
-    for items in (checkpointed, list(request_items)):
+    # with the whole input's digest at hand (as build_request gives it), the plan copies it
+    whole_known = InputItems(request_items, [ItemDigest().update(request_items)])
+    for items in (checkpointed, whole_known, list(request_items)):
         plan, digest = plan_from_fingerprint(
             {"model": "m", "input": items}, fp, previous_response_id="resp_1"
         )
