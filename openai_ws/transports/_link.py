@@ -31,6 +31,7 @@ import select
 import socket
 import ssl
 import struct
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -172,7 +173,10 @@ class _SocketReader:
 
     def _read(self) -> bytes:
         """One read of the socket (raises TimeoutError when it stays silent for its timeout)."""
-        return bytes(self._sock.recv(65536))
+        try:
+            return bytes(self._sock.recv(65536))
+        except BlockingIOError:  # the kernel's receive timeout (see _set_timeout)
+            raise TimeoutError("the socket was silent for its timeout") from None
 
     def _recv_alive(self) -> bytes:
         """``recv`` that pings a silent peer and gives up on one that stopped answering."""
@@ -258,10 +262,32 @@ def _tls_sender(ws: Any, tls: _TLSSocket) -> Callable[[bytes], int]:
     return send
 
 
+def _set_timeout(sock: socket.socket, timeout: float | None) -> None:
+    """Bound each read and write of a plain socket by *timeout* (None: block).
+
+    On Linux the kernel keeps the timeout (``SO_RCVTIMEO``, ``SO_SNDTIMEO``) on a blocking
+    socket: a read or a write is one system call, where a Python socket timeout polls before
+    each. A read or write that times out then fails with ``EAGAIN`` (``BlockingIOError``),
+    which the reader and the sender turn into the timeout it is.
+    """
+    if timeout is None or not _KERNEL_TIMEOUTS:
+        sock.settimeout(timeout)
+        return
+    sock.settimeout(None)
+    seconds = int(timeout)
+    value = struct.pack("ll", seconds, int((timeout - seconds) * 1_000_000))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, value)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, value)
+
+
+#: Whether plain links keep their timeouts in the kernel (see _set_timeout).
+_KERNEL_TIMEOUTS: Final = sys.platform.startswith("linux")
+
+
 def _plain_sender(ws: Any, sock: socket.socket) -> Callable[[bytes], int]:
-    """websocket-client's ``_send`` for a plain link: one ``write`` (a socket with a timeout
-    is non-blocking underneath, and its own ``send`` polls before every write); only a full
-    send buffer takes the library's wait for the socket to become writable."""
+    """websocket-client's ``_send`` for a plain link: one ``write``. A socket with a Python
+    timeout (non-blocking underneath) takes the library's wait for a full send buffer; on a
+    blocking one the kernel bounds the write (see :func:`_set_timeout`)."""
 
     def send(data: bytes) -> int:
         if ws.sock is None:
@@ -269,6 +295,10 @@ def _plain_sender(ws: Any, sock: socket.socket) -> Callable[[bytes], int]:
         try:
             return os.write(sock.fileno(), data)
         except BlockingIOError:
+            if sock.gettimeout() is None:  # the kernel's send timeout ran out
+                raise websocket.WebSocketTimeoutException(
+                    "the socket accepted nothing within its timeout"
+                ) from None
             return websocket._socket.send(sock, data)
 
     return send
@@ -359,7 +389,7 @@ class Link:
             sock = _TLSSocket(ws.sock, timeout)
             setattr(ws, "_send", _tls_sender(ws, sock))  # noqa: B010 - patching one instance
         else:
-            sock.settimeout(timeout)
+            _set_timeout(sock, timeout)
             setattr(ws, "_send", _plain_sender(ws, sock))  # noqa: B010 - patching one instance
         self._socket_reader = _SocketReader(
             sock,

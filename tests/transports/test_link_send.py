@@ -102,3 +102,50 @@ def test_sends_from_several_threads_never_interleave(link: tuple[Link, socket.so
         thread.join(30)
     reader.join(30)
     assert sorted(payload for _, payload in received) == sorted(payloads)
+
+
+def _pair(ping_interval: float | None, ping_timeout: float | None) -> tuple[Link, socket.socket]:
+    ours, peer = socket.socketpair()
+    ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    peer.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    ws = websocket.WebSocket(skip_utf8_validation=True)
+    ws.sock, ws.connected = ours, True
+    link = Link(ws, 1, "test", ping_interval=ping_interval, ping_timeout=ping_timeout)
+    link.start()
+    return link, peer
+
+
+def test_a_peer_that_never_answers_a_ping_ends_the_link() -> None:
+    """The reader's read times out on a silent socket, pings, and gives up after ping_timeout
+    (the timeout is the kernel's on Linux: a read that times out is an EAGAIN)."""
+    link, peer = _pair(0.1, 0.3)
+    try:
+        started = time.monotonic()
+        assert link.ended.wait(5)
+        assert time.monotonic() - started < 3
+        end = link.take(1)
+        assert "did not answer a ping" in str(getattr(end, "error", ""))
+        opcode, _ = _read_frame(peer)  # the ping went out before the link gave up
+        assert opcode == websocket.ABNF.OPCODE_PING
+    finally:
+        link.retire(graceful=False, timeout=1)
+        peer.close()
+        link.reader.join(5)
+    assert not link.reader.is_alive()
+
+
+def test_a_send_to_a_peer_that_stopped_reading_fails_instead_of_hanging() -> None:
+    """A full send buffer that never drains: the send fails within the socket's timeout."""
+    from openai_ws.exceptions import ConnectionClosed
+
+    link, peer = _pair(0.2, 30)
+    try:
+        started = time.monotonic()
+        with pytest.raises(ConnectionClosed, match="sending on the WebSocket failed"):
+            link.send(b"x" * 5_000_000)  # far more than both buffers hold
+        assert time.monotonic() - started < 10
+    finally:
+        link.retire(graceful=False, timeout=1)
+        peer.close()
+        link.reader.join(5)
+    assert not link.reader.is_alive()
