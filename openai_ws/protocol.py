@@ -1198,11 +1198,13 @@ class ResponseAccumulator:
 
     # -- lifecycle -------------------------------------------------------------------------
 
+    # the snapshot is the event's own object, never changed here (copied before _on_error
+    # changes it, and by every reader that hands it out)
     def _on_response(self, event: ResponseEvent) -> None:
-        self._snapshot = dict(event.response)
+        self._snapshot = event.response
 
     def _on_terminal_response(self, event: ResponseEvent) -> None:
-        self._snapshot = dict(event.response)
+        self._snapshot = event.response
         status = event.status
         if isinstance(event, ResponseFailed):
             status = "failed" if status not in ("failed", "cancelled") else status
@@ -1218,6 +1220,7 @@ class ResponseAccumulator:
                 self.terminal = TerminalState("completed", event)
 
     def _on_error(self, event: ErrorEvent) -> None:
+        self._snapshot = dict(self._snapshot)  # the event's object: changed on a copy
         self._snapshot.setdefault("status", "failed")
         if self._snapshot.get("status") in ("in_progress", "queued"):
             self._snapshot["status"] = "failed"

@@ -78,6 +78,7 @@ MAX_RATE_LIMIT_WAIT: Final = 20.0
 
 _Action = Literal["retry", "fresh_socket", "http", "fail"]
 _NO_OBSERVER: Final = TurnObserver()
+_FINAL: Final = (Done, Error)
 
 
 class StreamResponse(Iterator[StreamEvent]):
@@ -383,6 +384,14 @@ class _Turn:
                             started = True
                             yield builder.start(server_event)
                         for event in builder.feed(server_event):
+                            if not isinstance(event, _FINAL):  # the common case first
+                                if not self.output:
+                                    self.output = True
+                                    self._note(stream)
+                                    if not isinstance(event, Start):
+                                        self._report("first_content")
+                                yield event
+                                continue
                             if isinstance(event, Error) and not self.output:
                                 failure = event.exception  # maybe retried below
                                 break
@@ -405,12 +414,6 @@ class _Turn:
                                 self._report("attempt_ended", name, outcome, stream)
                                 yield event
                                 return
-                            if not self.output:
-                                self.output = True
-                                self._note(stream)
-                                if not isinstance(event, Start):
-                                    self._report("first_content")
-                            yield event
                         if failure is not None:
                             break
                     else:

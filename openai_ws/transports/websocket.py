@@ -818,7 +818,7 @@ class ResponseEvents(ResponseStream):
                     )
                     continue
                 self._arrived(item, waited=waited)
-                if item.is_terminal:
+                if self.terminal is item:  # _arrived saw it end the response
                     connection._finish(link, item, self.response_id)
                     self._release()
                 return item
