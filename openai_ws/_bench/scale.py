@@ -23,8 +23,14 @@ def _client_sessions(urls: dict[str, str], sessions: int, turns: int) -> tuple[A
     from ..events import Done
     from ..messages import Context, UserMessage
 
+    # as patient as the raw side (timeout=300 bounds its connect too): 1,024 handshakes at
+    # once on a small machine can take longer than the default connect_timeout of 10 s
     client = Client(
-        api_key=urls["api_key"], base_url=urls["http_base_url"], transport="websocket", timeout=300
+        api_key=urls["api_key"],
+        base_url=urls["http_base_url"],
+        transport="websocket",
+        timeout=300,
+        connect_timeout=300,
     )
 
     def conversation(number: int, latencies: list[float], errors: list[str]) -> None:
