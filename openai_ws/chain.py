@@ -87,6 +87,7 @@ def plan_request(
     previous_request: Mapping[str, Any] | None = None,
     previous_output: Sequence[Mapping[str, Any]] | None = None,
     previous_response_id: str | None = None,
+    previous_replayed: Sequence[Mapping[str, Any]] | None = None,
 ) -> ChainPlan:
     """Plan one turn.
 
@@ -96,6 +97,9 @@ def plan_request(
         previous_output: the previous response's output items.
         previous_response_id: the previous response's id when the server can still resolve it
             (it completed on the connection this turn will use, or it was stored), else None.
+        previous_replayed: *previous_output* as input items, when the caller has them (what
+            :func:`~openai_ws.convert.output_items_to_input_items` makes of it with the
+            previous request's tools); computed here otherwise.
 
     Returns:
         A delta (``previous_response_id`` + the new items) when every condition holds: there is
@@ -116,10 +120,11 @@ def plan_request(
     for key in sorted(keys):
         if request.get(key) != previous_request.get(key):
             return _full(request, f"{key!r} changed")
-    prefix = _as_items(previous_request.get("input"))
-    prefix = prefix + output_items_to_input_items(
-        previous_output or [], tools=previous_request.get("tools")
-    )
+    if previous_replayed is None:
+        previous_replayed = output_items_to_input_items(
+            previous_output or [], tools=previous_request.get("tools")
+        )
+    prefix = _as_items(previous_request.get("input")) + list(previous_replayed)
     items = _as_items(request.get("input"))
     if len(items) < len(prefix) or items[: len(prefix)] != prefix:
         return _full(request, "the history is not a continuation of the previous turn")

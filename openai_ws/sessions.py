@@ -17,6 +17,7 @@ the store cannot answer.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import logging
@@ -39,7 +40,7 @@ from .convert import assistant_input_items
 from .exceptions import ConcurrencyError, ConnectionClosed
 from .history import declared_function_names
 from .messages import AssistantMessage
-from .stores import ChainRecord, GuardedStore
+from .stores import ChainRecord, DeferredFingerprint, GuardedStore, MemoryChainStore
 from .transports import WebSocketConnection
 from .transports._common import Deadline, KeySource
 from .transports.base import Transport
@@ -79,9 +80,12 @@ class ChainState:
     output: list[JSONDict] = attrs.field(factory=list)
     response_id: str | None = None
     stored: bool = False
+    #: the output as input items, when the turn's message gave them (None: convert it)
+    replayed: list[JSONDict] | None = None
 
     def clear(self) -> None:
         self.request, self.output, self.response_id, self.stored = None, [], None, False
+        self.replayed = None
 
 
 logger = logging.getLogger("openai_ws")
@@ -131,6 +135,10 @@ class Session:
         # computed them; remember() reuses them for the fingerprint)
         self._digest: tuple[JSONDict, ItemDigest | None, str] | None = None
         self._chained_on_record = False  # the planned delta came from the store's record
+        # the last record this session wrote (see plan), and whether its store is this
+        # process's own memory, where a record's fingerprint can wait until someone reads it
+        self._own_record: ChainRecord | None = None
+        self._local_store = store is not None and type(store.store) is MemoryChainStore
         # a record made with another endpoint, key or headers is not this session's to use
         self._scope = hashlib.sha256(
             json.dumps([config.websocket_url, config.key_id, config.headers]).encode()
@@ -283,7 +291,15 @@ class Session:
         self._digest = None
         self._chained_on_record = False
         record = self._read_record()
-        if record is not None:
+        chain = self.chain
+        # the record this session wrote, of the response its own chain holds: the same rule on
+        # the same turn, applied to the request itself instead of its digests
+        own = (
+            record is not None
+            and record is self._own_record
+            and record.response_id == chain.response_id
+        )
+        if record is not None and not own:
             usable_id: str | None = None
             if record.stored or transport.cached_response_id == record.response_id:
                 usable_id = record.response_id
@@ -292,22 +308,25 @@ class Session:
                 request, record.fingerprint, previous_response_id=usable_id, settings=settings
             )
             self._digest = (request, digest, settings)
-            if planned.is_delta or record.response_id == self.chain.response_id:
+            if planned.is_delta or record.response_id == chain.response_id:
                 self._chained_on_record = planned.is_delta
                 return planned
-        chain = self.chain
         usable: str | None = None
         if chain.response_id is not None:
             if transport.cached_response_id == chain.response_id:
                 usable = chain.response_id  # still in this socket's cache
             if usable is None and chain.stored:
                 usable = chain.response_id  # the server stored it
-        return plan_request(
+        planned = plan_request(
             request,
             previous_request=chain.request,
             previous_output=chain.output,
             previous_response_id=usable,
+            previous_replayed=chain.replayed,
         )
+        if own:
+            self._chained_on_record = planned.is_delta  # it chains on the record's response
+        return planned
 
     def remember(
         self,
@@ -331,8 +350,6 @@ class Session:
         self._digest = None
         if digest is not None and digest[0] is not request:
             digest = None
-        if store is None or self.id is None or chain.response_id is None:
-            return
         replayed = None
         # the message's items are the output's, as the chain replays them, when the message
         # was built with the same function names (the request's tools, or none echoed)
@@ -340,21 +357,35 @@ class Session:
             request.get("tools") is not None or not declared_function_names(response.get("tools"))
         ):
             replayed = assistant_input_items(message)
+        chain.replayed = replayed
+        if store is None or self.id is None or chain.response_id is None:
+            return
         model = request.get("model")
+        make = functools.partial(
+            fingerprint,
+            request,
+            chain.output,
+            input_digest=digest[1] if digest is not None else None,
+            settings=digest[2] if digest is not None else None,
+            replayed=replayed,
+        )
         record = ChainRecord(
             response_id=chain.response_id,
             stored=chain.stored,
             model=model if isinstance(model, str) else None,
-            fingerprint=fingerprint(
-                request,
-                chain.output,
-                input_digest=digest[1] if digest is not None else None,
-                settings=digest[2] if digest is not None else None,
-                replayed=replayed,
-            ),
+            # in this process only: computed if another session reads it (see plan)
+            fingerprint=DeferredFingerprint(make) if self._local_store else make(),
             scope=self._scope,
         )
         store.put(self.id, record)
+        self._own_record = record  # the one before is gone from the store: nothing to settle
+
+    def _settle_record(self) -> None:
+        """Compute the fingerprint of the record this session wrote last, if it is still
+        deferred (the record then no longer holds the request it was made from)."""
+        record, self._own_record = self._own_record, None
+        if record is not None and record.deferred:
+            record.fingerprint  # noqa: B018 - computed and kept by the record
 
     def _read_record(self) -> ChainRecord | None:
         """The store's record for this session, when it has one made in this session's scope;
@@ -393,23 +424,27 @@ class Session:
         self._digest = None
         if self._chained_on_record and self._store is not None and self.id is not None:
             self._store.delete(self.id)
+            self._own_record = None
         self._chained_on_record = False
 
     def forget_record(self) -> None:
         """Delete the session's record in the chain store (when the session is released)."""
         if self._store is not None and self.id is not None:
             self._store.delete(self.id)
+        self._own_record = None
 
     # -- the end ---------------------------------------------------------------------------
 
     def close(self) -> None:
         """Close the socket. Idempotent."""
+        self._settle_record()
         with contextlib.suppress(Exception):
             self.drop_connection()
 
     def discard(self) -> None:
         """Forget the socket without any I/O (in a forked child; see
         :meth:`~openai_ws.transports.base.Transport.discard`)."""
+        self._settle_record()
         connection, self._connection = self._connection, None
         if connection is not None:
             connection.discard()

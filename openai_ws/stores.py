@@ -28,6 +28,7 @@ import os
 import threading
 import time
 import weakref
+from collections.abc import Callable
 from typing import Any, Final, Protocol, runtime_checkable
 
 import attrs
@@ -40,6 +41,7 @@ __all__ = [
     "ChainRecord",
     "ChainStore",
     "ChainStoreError",
+    "DeferredFingerprint",
     "MemoryChainStore",
     "RedisChainStore",
 ]
@@ -59,6 +61,46 @@ class ChainStoreError(OpenAIWSError):
     stream's caller: the session falls back to its socket's memory or a full request."""
 
 
+class DeferredFingerprint:
+    """A :class:`~openai_ws.chain.Fingerprint` computed when first read, by *make*.
+
+    The session that wrote a record to a :class:`MemoryChainStore` plans its next turn from its
+    own memory, so in one process the fingerprint is mostly never read: it is computed only if
+    another session reads the record, or when the session closes (so that the record no
+    longer holds the request it was made from). A copy or a pickle holds the computed
+    fingerprint. Thread-safe (two first readers may both compute it; they get equal values).
+    """
+
+    __slots__ = ("_make", "_value")
+
+    def __init__(self, make: Callable[[], Fingerprint]) -> None:
+        self._make: Callable[[], Fingerprint] | None = make
+        self._value: Fingerprint | None = None
+
+    def resolve(self) -> Fingerprint:
+        value = self._value
+        if value is None:
+            make = self._make
+            if make is None:  # another thread resolved it meanwhile
+                value = self._value
+                assert value is not None
+                return value
+            value = self._value = make()
+            self._make = None  # drops what it was made from
+        return value
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_same, (self.resolve(),))
+
+
+def _same(value: Fingerprint) -> Fingerprint:
+    return value
+
+
+def _resolved(value: Fingerprint | DeferredFingerprint) -> Fingerprint:
+    return value.resolve() if isinstance(value, DeferredFingerprint) else value
+
+
 @attrs.frozen
 class ChainRecord:
     """One session's chain, as a store keeps it (immutable; a few hundred bytes).
@@ -68,7 +110,8 @@ class ChainRecord:
         stored: whether the server stored it (``store: true``): then any connection, in any
             process, can chain from it; else only the socket it completed on.
         model: the model that produced it.
-        fingerprint: the digests the next turn's request is checked against.
+        fingerprint: the digests the next turn's request is checked against (given as a
+            :class:`~openai_ws.chain.Fingerprint`, or a :class:`DeferredFingerprint`).
         scope: a digest of the endpoint, key and headers it was made with; a session with
             another scope ignores the record (another key may not see that response).
         created: when the response completed (``time.time()``).
@@ -77,9 +120,21 @@ class ChainRecord:
     response_id: str
     stored: bool
     model: str | None
-    fingerprint: Fingerprint
+    _fingerprint: Fingerprint | DeferredFingerprint = attrs.field(
+        eq=_resolved, repr=lambda value: repr(_resolved(value))
+    )
     scope: str = ""
     created: float = attrs.field(factory=time.time)
+
+    @property
+    def fingerprint(self) -> Fingerprint:
+        return _resolved(self._fingerprint)
+
+    @property
+    def deferred(self) -> bool:
+        """Whether the fingerprint is still to be computed."""
+        value = self._fingerprint
+        return isinstance(value, DeferredFingerprint) and value._value is None
 
     def to_json(self) -> str:
         """The record as one JSON text (what :class:`RedisChainStore` writes)."""

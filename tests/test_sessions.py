@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import pickle
 import threading
 import time
 from collections.abc import Mapping
 from typing import Any
 
+from openai_ws.chain import fingerprint
+from openai_ws.convert import output_items_to_input_items
 from openai_ws.exceptions import ConcurrencyError, ConnectionClosed
 from openai_ws.sessions import Session, SessionConfig, freeze_headers
+from openai_ws.stores import GuardedStore, MemoryChainStore
 from openai_ws.testing import FakeResponsesServer
 from openai_ws.transports import SSETransport
 from openai_ws.transports.base import Deadline, ResponseStream, Transport
@@ -205,3 +209,67 @@ def test_after_discard_the_next_turn_opens_its_own_socket(server: FakeResponsesS
 def test_freeze_headers_merges_case_insensitively() -> None:
     merged = freeze_headers({"X-A": "1", "x-b": "2"}, [("x-a", "3")], None)
     assert dict(merged) == {"x-a": "3", "x-b": "2"}
+
+
+# -- the record of an in-process store --------------------------------------------------------
+
+
+def _stored_session(server: FakeResponsesServer, store: Any) -> Session:
+    http = NoHTTP()
+    return Session("s", config(server), http=lambda: http, store=GuardedStore(store))
+
+
+def _continued(response: dict[str, Any]) -> dict[str, Any]:
+    """REQUEST, continued by its answer and one more user message."""
+    answer = output_items_to_input_items(response["output"])
+    follow_up = {"type": "message", "role": "user", "content": "and then?"}
+    return {**REQUEST, "input": [*REQUEST["input"], *answer, follow_up]}
+
+
+def test_a_memory_record_is_fingerprinted_only_when_another_session_reads_it(
+    server: FakeResponsesServer,
+) -> None:
+    store = MemoryChainStore()
+    s = _stored_session(server, store)
+    response = run_turn(s, REQUEST)
+    record = store.get("s")
+    assert record is not None
+    assert record.deferred  # its own session plans without it
+    assert record.fingerprint == fingerprint(REQUEST, response["output"])  # read: computed
+    assert not record.deferred
+    # the session's own plan, from its memory, is the plan the record's digests give
+    transport = s.transport("websocket")
+    request = _continued(response)
+    own = s.plan(request, transport)
+    assert own.payload["previous_response_id"] == response["id"]
+    assert own.payload["input"] == request["input"][-1:]
+    other = _stored_session(server, store)  # another session, the same store: the record
+    assert other.plan(request, transport).payload == own.payload
+    s.close()
+    other.close()
+
+
+def test_a_closed_session_leaves_a_computed_record(server: FakeResponsesServer) -> None:
+    store = MemoryChainStore()
+    s = _stored_session(server, store)
+    response = run_turn(s, REQUEST)
+    record = store.get("s")
+    assert record is not None
+    assert record.deferred
+    s.close()  # the record outlives the session: it must not hold the request any more
+    assert not record.deferred
+    assert record.fingerprint == fingerprint(REQUEST, response["output"])
+    assert pickle.loads(pickle.dumps(record)) == record
+
+
+def test_a_store_of_another_kind_gets_the_fingerprint_at_once(server: FakeResponsesServer) -> None:
+    class Kept(MemoryChainStore):
+        """Any store but the in-process one may serialise what it is given."""
+
+    store = Kept()
+    s = _stored_session(server, store)
+    run_turn(s, REQUEST)
+    record = store.get("s")
+    assert record is not None
+    assert not record.deferred
+    s.close()
