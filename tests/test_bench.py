@@ -55,6 +55,9 @@ def test_the_benchmark_harness_runs(tmp_path: Path) -> None:
     assert all(value > 0 for values in throughput["server_ceiling"].values() for value in values)
     turns = report["turn_cost"]["results"]
     assert set(turns) == {"raw websocket-client", "openai-ws Client.stream (websocket)"}
+    # the two clients take turns within each conversation, in blocks of turns
+    assert report["turn_cost"]["block"] < report["turn_cost"]["turns"]
+    assert f"taking turns in blocks of {report['turn_cost']['block']}" in result.stdout
     for entry in turns.values():
         assert all(value > 0 for value in entry["all"])
     for kind in ("raw", "client"):

@@ -72,6 +72,11 @@ class Competitor:
 
     def conversation(self, turns: int) -> list[float]:
         """One conversation of *turns* short turns; the client CPU seconds of each turn."""
+        return list(self.turn_costs(turns))
+
+    def turn_costs(self, turns: int) -> Iterator[float]:
+        """:meth:`conversation`, one turn per ``next()`` (so that two clients can take turns,
+        turn by turn, and meet the same moments of the machine)."""
         raise NotImplementedError
 
     def close(self) -> None:
@@ -169,8 +174,7 @@ class RawWebSocket(_HandWritten):
             if event["type"] in TERMINAL_EVENT_TYPES:
                 return
 
-    def conversation(self, turns: int) -> list[float]:
-        costs = []
+    def turn_costs(self, turns: int) -> Iterator[float]:
         previous = None
         for number in range(turns):
             cpu0 = time.process_time()
@@ -186,8 +190,7 @@ class RawWebSocket(_HandWritten):
             for event in self._turn(body):
                 last = event
             previous = last["response"]["id"]
-            costs.append(time.process_time() - cpu0)
-        return costs
+            yield time.process_time() - cpu0
 
     def close(self) -> None:
         self.ws.close()
@@ -375,13 +378,12 @@ class OursClient(Competitor):
                 context.messages.append(ToolResultMessage(call.id, call.name, tool_output(number)))
         raise RuntimeError("the loop did not end")
 
-    def conversation(self, turns: int) -> list[float]:
+    def turn_costs(self, turns: int) -> Iterator[float]:
         from ..events import Done
         from ..messages import Context, UserMessage
 
         self.counter += 1
         context = Context(messages=[])
-        costs = []
         for number in range(turns):
             cpu0 = time.process_time()
             context.messages.append(UserMessage(f"short turn {number}"))
@@ -390,8 +392,7 @@ class OursClient(Competitor):
                 final = event
             assert isinstance(final, Done), final
             context.messages.append(final.message)
-            costs.append(time.process_time() - cpu0)
-        return costs
+            yield time.process_time() - cpu0
 
     def close(self) -> None:
         self.client.close()
