@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import sys
 import threading
 import time
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, TypeAlias
+from typing import Any, Final, TypeAlias
 
 import attrs
 
@@ -178,6 +180,40 @@ class ProxySettings:
         return self.host is not None
 
 
+#: Whether urllib's proxy_bypass is proxy_bypass_environment here (as on Linux).
+_BYPASS_FROM_ENVIRONMENT: Final = sys.platform != "darwin" and os.name == "posix"
+
+
+def environment_proxies() -> dict[str, str]:
+    """``urllib.request.getproxies_environment()``, without decoding the whole environment:
+    on POSIX only the variables whose name ends in ``_proxy`` (any case) are decoded, then
+    chosen by urllib's rules (lowercase names win; ``HTTP_PROXY`` is ignored in a CGI
+    process). Every new session reads it, and a large environment made that the dearest step
+    of opening a connection."""
+    data = getattr(os.environ, "_data", None)
+    if os.name != "posix" or not isinstance(data, dict):
+        return urllib.request.getproxies_environment()
+    decode_key, decode_value = os.environ.decodekey, os.environ.decodevalue
+    environment: list[tuple[str, str, str]] = []
+    proxies: dict[str, str] = {}
+    for key, raw in data.items():
+        if len(key) > 5 and key[-6:-5] == b"_" and key[-5:].lower() == b"proxy":
+            name, value = decode_key(key), decode_value(raw)
+            proxy_name = name[:-6].lower()
+            environment.append((name, value, proxy_name))
+            if value:
+                proxies[proxy_name] = value
+    if b"REQUEST_METHOD" in data:  # a CGI process: HTTP_PROXY may come from a request header
+        proxies.pop("http", None)
+    for name, value, proxy_name in environment:  # lowercase names last: they win
+        if name[-6:] == "_proxy":
+            if value:
+                proxies[proxy_name] = value
+            else:
+                proxies.pop(proxy_name, None)
+    return proxies
+
+
 def resolve_proxy(url: str, proxy: str | bool | None) -> ProxySettings:
     """The proxy for *url*, as requests would choose it.
 
@@ -192,9 +228,14 @@ def resolve_proxy(url: str, proxy: str | bool | None) -> ProxySettings:
     if proxy is False or proxy == "":
         return ProxySettings()
     if proxy is None or proxy is True:
-        if urllib.request.proxy_bypass(host):
+        found = environment_proxies()
+        if _BYPASS_FROM_ENVIRONMENT:
+            # (in urllib on every platform; not in typeshed)
+            bypassed = urllib.request.proxy_bypass_environment(host, found)  # type: ignore[attr-defined]
+        else:  # macOS and Windows also ask the system's settings
+            bypassed = urllib.request.proxy_bypass(host)
+        if bypassed:
             return ProxySettings()
-        found = urllib.request.getproxies_environment()
         proxy = found.get("https" if parsed.scheme in ("wss", "https") else "http")
         if not proxy:
             return ProxySettings()

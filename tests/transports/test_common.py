@@ -5,14 +5,18 @@ from __future__ import annotations
 import email.utils
 import threading
 import time
+import urllib.parse
+import urllib.request
 
 import pytest
 
 from openai_ws.exceptions import AuthenticationError, ConfigurationError, RateLimitError
 from openai_ws.transports._common import (
     Deadline,
+    ProxySettings,
     api_error_from_response,
     auth_headers,
+    environment_proxies,
     parse_retry_after,
     resolve_proxy,
 )
@@ -112,6 +116,38 @@ def test_auth_headers() -> None:
         auth_headers("k", {"X": 1})  # type: ignore[dict-item]
     with pytest.raises(ConfigurationError, match="line break"):
         auth_headers("sk-bad\nkey", None)
+
+
+@pytest.mark.parametrize(
+    "variables",
+    [
+        {},
+        {"HTTPS_PROXY": "http://upper:1", "https_proxy": "http://lower:2"},
+        {"HTTP_PROXY": "http://p:3", "REQUEST_METHOD": "GET"},  # CGI: HTTP_PROXY is ignored
+        {"http_proxy": "http://p:4", "REQUEST_METHOD": "GET"},  # lowercase still counts
+        {"HTTPS_PROXY": "http://upper:1", "https_proxy": ""},  # lowercase empty: removed
+        {"Ftp_Proxy": "http://mixed:5", "NO_PROXY": "example.com,.internal", "X_PROXYZ": "no"},
+        {"ALL_PROXY": "http://all:6", "no_proxy": "*"},
+    ],
+    ids=["none", "both-cases", "cgi", "cgi-lowercase", "empty-lowercase", "mixed", "all"],
+)
+def test_environment_proxies_are_urllibs(variables: dict[str, str]) -> None:
+    """The environment's proxies, read without decoding every variable, are the ones urllib
+    finds (its rules: lowercase names win, an empty one removes, CGI drops HTTP_PROXY)."""
+    with env(**{**CLEAR, "REQUEST_METHOD": None, **variables}):
+        assert environment_proxies() == urllib.request.getproxies_environment()
+        for url in ("ws://example.com/v1", "wss://api.internal/v1", "ws://127.0.0.1:9/v1"):
+            assert resolve_proxy(url, None) == _urllib_resolution(url)
+
+
+def _urllib_resolution(url: str) -> ProxySettings:
+    """resolve_proxy as urllib alone decides it (the reference for the test above)."""
+    parsed = urllib.parse.urlsplit(url)
+    if urllib.request.proxy_bypass(parsed.hostname or ""):
+        return ProxySettings()
+    found = urllib.request.getproxies_environment()
+    chosen = found.get("https" if parsed.scheme == "wss" else "http")
+    return resolve_proxy(url, chosen) if chosen else ProxySettings()
 
 
 def test_proxy_resolution() -> None:
