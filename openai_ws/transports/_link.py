@@ -262,6 +262,10 @@ def _tls_sender(ws: Any, tls: _TLSSocket) -> Callable[[bytes], int]:
     return send
 
 
+#: Whether plain links keep their timeouts in the kernel (see _set_timeout).
+_KERNEL_TIMEOUTS: Final = sys.platform.startswith("linux")
+
+
 def _set_timeout(sock: socket.socket, timeout: float | None) -> None:
     """Bound each read and write of a plain socket by *timeout* (None: block).
 
@@ -280,14 +284,12 @@ def _set_timeout(sock: socket.socket, timeout: float | None) -> None:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, value)
 
 
-#: Whether plain links keep their timeouts in the kernel (see _set_timeout).
-_KERNEL_TIMEOUTS: Final = sys.platform.startswith("linux")
-
 
 def _plain_sender(ws: Any, sock: socket.socket) -> Callable[[bytes], int]:
-    """websocket-client's ``_send`` for a plain link: one ``write``. A socket with a Python
-    timeout (non-blocking underneath) takes the library's wait for a full send buffer; on a
-    blocking one the kernel bounds the write (see :func:`_set_timeout`)."""
+    """websocket-client's ``_send`` for a plain link: one ``write``. When the send buffer is
+    full, a socket with a Python timeout (non-blocking underneath) waits in its own ``send``
+    (``TimeoutError`` after the timeout); on a blocking one the kernel bounded the write (see
+    :func:`_set_timeout`)."""
 
     def send(data: bytes) -> int:
         if ws.sock is None:
@@ -299,7 +301,7 @@ def _plain_sender(ws: Any, sock: socket.socket) -> Callable[[bytes], int]:
                 raise websocket.WebSocketTimeoutException(
                     "the socket accepted nothing within its timeout"
                 ) from None
-            return websocket._socket.send(sock, data)
+            return sock.send(data)
 
     return send
 

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 import pytest
 import websocket
 
+from openai_ws.transports import _link as link_module
 from openai_ws.transports._link import Link, _client_frame
 
 
@@ -52,15 +53,24 @@ def _read_frame(sock: socket.socket) -> tuple[int, bytes]:
     return first & 0x0F, bytes(b ^ key[i % 4] for i, b in enumerate(masked))
 
 
-@pytest.fixture(params=[0.5, None], ids=["pinging", "blocking"])
-def link(request: pytest.FixtureRequest) -> Iterator[tuple[Link, socket.socket]]:
-    """A started link over a connected pair with tiny buffers, and the peer's socket."""
+@pytest.fixture(
+    params=[(0.5, True), (0.5, False), (None, True)],
+    ids=["pinging", "pinging-python-timeout", "blocking"],
+)
+def link(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[Link, socket.socket]]:
+    """A started link over a connected pair with tiny buffers, and the peer's socket. With a
+    ping interval the socket has a timeout: the kernel's (on Linux), or Python's (elsewhere,
+    and here when the kernel's is turned off)."""
+    ping_interval, kernel = request.param
+    monkeypatch.setattr(link_module, "_KERNEL_TIMEOUTS", kernel and link_module._KERNEL_TIMEOUTS)
     ours, peer = socket.socketpair()
     ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
     peer.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     ws = websocket.WebSocket(skip_utf8_validation=True)
     ws.sock, ws.connected = ours, True
-    link = Link(ws, 1, "test", ping_interval=request.param, ping_timeout=30)
+    link = Link(ws, 1, "test", ping_interval=ping_interval, ping_timeout=30)
     link.start()
     try:
         yield link, peer
