@@ -245,9 +245,10 @@ class Client:
         key = self.api_key  # fails early, before anything is sent, when there is none
         # what the configuration is made of: the same as last time gives the same object (the
         # attributes are public and may change between turns, so they are compared each time)
+        rotating = callable(self._api_key)  # then the configuration does not depend on the key
         made_of = (
-            key,
-            callable(self._api_key),
+            None if rotating else key,
+            rotating,
             self.websocket_url,
             tuple(self.headers.items()),
             self.organization,
@@ -264,7 +265,7 @@ class Client:
         last = self._last_config
         if last is not None and last[0] == made_of:
             return last[1]
-        key_id = None if callable(self._api_key) else hashlib.sha256(key.encode()).hexdigest()
+        key_id = None if rotating else hashlib.sha256(key.encode()).hexdigest()
         config = SessionConfig(
             api_key=self._read_key,
             key_id=key_id,
