@@ -284,7 +284,6 @@ def _set_timeout(sock: socket.socket, timeout: float | None) -> None:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, value)
 
 
-
 def _plain_sender(ws: Any, sock: socket.socket) -> Callable[[bytes], int]:
     """websocket-client's ``_send`` for a plain link: one ``write``. When the send buffer is
     full, a socket with a Python timeout (non-blocking underneath) waits in its own ``send``
