@@ -8,26 +8,14 @@ Each response carries ``X-Worker-Pid`` so that the test can tell the workers apa
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from collections.abc import Callable, Iterable
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 from openai_ws import Client, Context, UserMessage
+from tests.conftest import load_flask_example
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "flask_chat" / "app.py"
 COOKIE_PREFIX = "chat-"
-
-
-def _load_example() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("flask_chat_app", EXAMPLE)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _preload(client: Client, chats: int) -> None:
@@ -48,6 +36,6 @@ def _with_worker_pid(app: Callable[..., Iterable[bytes]]) -> Callable[..., Itera
     return wrapped
 
 
-flask_app = _load_example().from_environment()
+flask_app = load_flask_example().from_environment()
 _preload(flask_app.extensions["openai_ws"], int(os.environ.get("DEPLOY_TEST_CHATS", "0")))
 application = _with_worker_pid(flask_app)
