@@ -5,13 +5,14 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import queue
 import sys
 import threading
 import time
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Final, TypeAlias
+from typing import Any, Final, TypeAlias, TypeVar
 
 import attrs
 
@@ -30,6 +31,7 @@ __all__ = [
     "auth_headers",
     "error_body",
     "parse_retry_after",
+    "queue_get",
     "requests_proxies",
     "resolve_proxy",
 ]
@@ -313,3 +315,31 @@ def api_error_from_response(
         headers=dict(headers),
         retry_after=retry_after,
     )
+
+
+_T = TypeVar("_T")
+
+
+def queue_get(q: queue.SimpleQueue[_T], timeout: float | None) -> _T:
+    """``q.get(timeout=timeout)`` for the queue's only consumer, without CPython 3.10's hang.
+
+    On 3.10, ``SimpleQueue.get`` with a timeout can block forever. On an empty queue whose
+    internal lock is free, its first pass takes that lock and then recomputes the time left;
+    when more than a microsecond of the timeout has already gone (always so for a timeout
+    of 0, and for any timeout if the thread is descheduled between the two clock reads), the
+    time left is negative, and a lock wait with a negative timeout has no limit. Only a
+    ``put`` ends it. (3.11 to 3.13 did not hang in the same test.)
+
+    Taking without waiting first leaves that lock held whenever the queue is empty, so the
+    timed wait that follows ends either at its timeout or at a ``put``, which leaves the
+    queue non-empty. Also the fast path: most takes find an item waiting.
+
+    Raises:
+        queue.Empty: nothing arrived within *timeout* (at once when it is 0 or negative).
+    """
+    try:
+        return q.get_nowait()
+    except queue.Empty:
+        if timeout is not None and timeout <= 0:
+            raise
+    return q.get(timeout=timeout)

@@ -52,6 +52,7 @@ from ._common import (
     KeySource,
     api_error_from_response,
     auth_headers,
+    queue_get,
     requests_proxies,
 )
 from .base import ResponseStream, Transport
@@ -440,7 +441,7 @@ class _Runners:
     def _serve(self, runner: _Runner) -> None:
         while True:
             try:
-                job = runner.jobs.get(timeout=RUNNER_IDLE)
+                job = queue_get(runner.jobs, RUNNER_IDLE)
             except queue.Empty:
                 with self._lock:
                     if runner in self._idle:  # else a job was just handed over: take it
