@@ -378,8 +378,14 @@ class Link:
         )
 
     def start(self) -> None:
-        """Set the socket up for the reader and start it (last, once the link is fully set
-        up, and before anything is sent)."""
+        """Set the socket up for the reader and start it, for a link made around a socket that
+        is already open (:func:`open_link` connects in the reader's thread instead)."""
+        self._prepare()
+        self.reader.start()
+
+    def _prepare(self) -> None:
+        """Set the open socket up for the reader (before anything is sent)."""
+        self.opened_at = time.monotonic()
         ws = self.ws
         if self.ping_interval is not None:  # the reader wakes on a silent socket to ping it
             tick = min(t for t in (self.ping_interval, self.ping_timeout) if t is not None)
@@ -401,7 +407,14 @@ class Link:
             ping_timeout=self.ping_timeout,
         )
         ws.frame_buffer.recv = self._socket_reader.recv
-        self.reader.start()
+
+    def _connect_then_read(self, attempt: _Handshake, url: str, options: dict[str, Any]) -> None:
+        """The reader thread of a link that :func:`open_link` opens: the handshake first, in
+        this thread (one thread per socket: at a burst of connections, every extra thread to
+        start costs as much as the handshake itself), then the reading, once the caller kept
+        the socket."""
+        if attempt.run(url, options, self._prepare):
+            self._read()
 
     @property
     def alive(self) -> bool:
@@ -661,9 +674,9 @@ def _limit_frames(ws: Any, limit: int) -> None:
 
 
 class _Handshake:
-    """One connection attempt, run in a short-lived thread so that the caller can give up on
-    it at once (a close() from another thread, the turn's deadline): TCP, TLS, the proxy and
-    the upgrade all block in websocket-client, where nothing else can interrupt them."""
+    """One connection attempt, run in the link's reader thread so that the caller can give up
+    on it at once (a close() from another thread, the turn's deadline): TCP, TLS, the proxy
+    and the upgrade all block in websocket-client, where nothing else can interrupt them."""
 
     def __init__(self, ws: Any) -> None:
         self.ws = ws
@@ -673,11 +686,16 @@ class _Handshake:
         self.abandoned = False
         self.error: BaseException | None = None
 
-    def run(self, url: str, options: dict[str, Any]) -> None:
+    def run(self, url: str, options: dict[str, Any], ready: Callable[[], None]) -> bool:
+        """Connect, then *ready()* (the socket's set-up for reading). True when the socket is
+        open and the caller is still waiting for it."""
         try:
             self.ws.connect(url, **options)
+            ready()
         except BaseException as exc:  # handed to the caller
             self.error = exc
+            with contextlib.suppress(Exception):
+                self.ws.shutdown()  # a no-op unless ready() failed on an open socket
         with self.lock:
             self.finished = True
             abandoned = self.abandoned
@@ -686,6 +704,8 @@ class _Handshake:
             _wake(self.ws)
             with contextlib.suppress(Exception):
                 self.ws.shutdown()
+            return False
+        return self.error is None
 
     def abandon(self) -> bool:
         """Give up on the attempt; False when it had already finished."""
@@ -716,7 +736,7 @@ def open_link(
     ping_interval: float | None,
     ping_timeout: float | None,
 ) -> Link:
-    """Open one socket (the reader is not started yet).
+    """Open one socket, in the thread that then reads it (running once this returns).
 
     The wait is bounded by *connect_timeout* and by *deadline*; cancelling *deadline* or
     *closed* (the connection's close()) returns at once (the attempt is left to finish in its
@@ -751,15 +771,27 @@ def open_link(
     ws: Any = websocket.WebSocket(
         enable_multithread=True, skip_utf8_validation=True, sslopt=dict(sslopt) or None
     )
+    _limit_frames(ws, max_frame_size)
+    link = Link(
+        ws,
+        number,
+        name,
+        max_queue=max_queue,
+        ping_interval=ping_interval,
+        ping_timeout=ping_timeout,
+    )
     attempt = _Handshake(ws)
     undo = [deadline.on_cancel(attempt.settled.set), closed.on_cancel(attempt.settled.set)]
-    thread = threading.Thread(
-        target=attempt.run, args=(url, options), name=f"{name}-connect-{number}", daemon=True
+    link.reader = threading.Thread(
+        target=link._connect_then_read,
+        args=(attempt, url, options),
+        name=link.reader.name,
+        daemon=True,
     )
     try:
         if seconds <= 0:
             raise _expired(deadline)
-        thread.start()
+        link.reader.start()
         attempt.settled.wait(seconds + 0.5)  # websocket-client's own timeout ends it first
     finally:
         for unregister in undo:
@@ -779,21 +811,11 @@ def open_link(
     if attempt.error is not None:
         raise _connect_error(url, ws, attempt.error, connect_timeout) from attempt.error
     if deadline.cancelled or closed.cancelled:
-        _wake(ws)
-        with contextlib.suppress(Exception):
-            ws.shutdown()
+        link.retire(graceful=False, timeout=0)
         if closed.cancelled:
             raise _closed_meanwhile()
         raise ConnectionClosed("the connection attempt was cancelled", code=1000, retryable=False)
-    _limit_frames(ws, max_frame_size)
-    return Link(
-        ws,
-        number,
-        name,
-        max_queue=max_queue,
-        ping_interval=ping_interval,
-        ping_timeout=ping_timeout,
-    )
+    return link
 
 
 def _closed_meanwhile() -> ConnectionClosed:

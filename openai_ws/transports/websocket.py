@@ -355,7 +355,6 @@ class WebSocketConnection(Transport):
         if closed:  # close() ran while we were connecting
             link.retire(graceful=False, timeout=0)
             self._raise_if_closed()
-        link.start()
         logger.info("websocket %s: connected to %s (socket %d)", self.name, self.url, number)
         return link
 
