@@ -111,10 +111,11 @@ class _SocketReader:
         ping: Callable[[], None] | None = None,
         ping_interval: float | None = None,
         ping_timeout: float | None = None,
+        early: bytes = b"",
     ) -> None:
         self._sock = sock
         self._before_waiting = before_waiting
-        self._buffer = b""
+        self._buffer = early  # what arrived right behind the handshake's answer
         self._position = 0
         self._ping = ping
         self._ping_interval = ping_interval
@@ -383,8 +384,9 @@ class Link:
         self._prepare()
         self.reader.start()
 
-    def _prepare(self) -> None:
-        """Set the open socket up for the reader (before anything is sent)."""
+    def _prepare(self, early: bytes = b"") -> None:
+        """Set the open socket up for the reader (before anything is sent); *early*: bytes
+        that arrived behind the handshake's answer, the first the reader reads."""
         self.opened_at = time.monotonic()
         ws = self.ws
         if self.ping_interval is not None:  # the reader wakes on a silent socket to ping it
@@ -405,6 +407,7 @@ class Link:
             ping=ws.ping if timeout is not None else None,
             ping_interval=self.ping_interval,
             ping_timeout=self.ping_timeout,
+            early=early,
         )
         ws.frame_buffer.recv = self._socket_reader.recv
 
@@ -673,6 +676,60 @@ def _limit_frames(ws: Any, limit: int) -> None:
     frames.openai_ws_limit = limit  # for the reader's fast path (Link._read)
 
 
+class _ReadAhead:
+    """The socket as websocket-client's handshake sees it: the same calls, but the answer is
+    read in large chunks. The handshake reads its answer's head one byte per ``recv``: a
+    system call and a hand-over of the GIL for each of its 150-odd bytes, which at a burst
+    of connections (a thousand threads waiting for the GIL) cost more than all the rest of
+    a connection. What is read past the head is kept for the reader (:attr:`rest`)."""
+
+    __slots__ = ("_sock", "rest")
+
+    def __init__(self, sock: Any) -> None:
+        self._sock = sock
+        self.rest = b""
+
+    def recv(self, size: int) -> bytes:
+        if not self.rest:
+            self.rest = bytes(self._sock.recv(max(size, 4096)))
+        out, self.rest = self.rest[:size], self.rest[size:]
+        return out
+
+    def send(self, data: bytes) -> int:
+        return int(self._sock.send(data))
+
+    def gettimeout(self) -> float | None:
+        timeout: float | None = self._sock.gettimeout()
+        return timeout
+
+    def fileno(self) -> int:
+        return int(self._sock.fileno())
+
+
+def _connect(ws: Any, url: str, options: dict[str, Any]) -> bytes:
+    """``ws.connect(url, **options)`` with a read-ahead for the handshake's answer
+    (:class:`_ReadAhead`); the bytes that came behind the answer. TCP, TLS and the proxy
+    tunnel are websocket-client's own, and so are the request, the checks of the answer and
+    the errors. A redirect is never followed: it is an error here."""
+    http: Any = websocket._http  # the functions WebSocket.connect itself calls
+    handshake: Any = websocket._handshake
+    ws.sock_opt.timeout = options["timeout"]
+    ws.sock, address = http.connect(url, ws.sock_opt, http.proxy_info(**options), None)
+    try:  # from here on, abandon() can shut the socket down
+        head = _ReadAhead(ws.sock)
+        ws.handshake_response = handshake.handshake(head, url, *address, **options)
+        status = getattr(ws.handshake_response, "status", None)
+        if status in handshake.SUPPORTED_REDIRECT_STATUSES:
+            raise websocket.WebSocketException(f"the handshake was redirected ({status})")
+        ws.connected = True
+    except BaseException:
+        sock, ws.sock = ws.sock, None
+        with contextlib.suppress(OSError):
+            sock.close()
+        raise
+    return head.rest  # a server may write its first frames right behind its answer
+
+
 class _Handshake:
     """One connection attempt, run in the link's reader thread so that the caller can give up
     on it at once (a close() from another thread, the turn's deadline): TCP, TLS, the proxy
@@ -686,12 +743,12 @@ class _Handshake:
         self.abandoned = False
         self.error: BaseException | None = None
 
-    def run(self, url: str, options: dict[str, Any], ready: Callable[[], None]) -> bool:
-        """Connect, then *ready()* (the socket's set-up for reading). True when the socket is
-        open and the caller is still waiting for it."""
+    def run(self, url: str, options: dict[str, Any], ready: Callable[[bytes], None]) -> bool:
+        """Connect, then *ready(early)* (the socket's set-up for reading, with the bytes that
+        came behind the handshake's answer). True when the socket is open and the caller is
+        still waiting for it."""
         try:
-            self.ws.connect(url, **options)
-            ready()
+            ready(_connect(self.ws, url, options))
         except BaseException as exc:  # handed to the caller
             self.error = exc
             with contextlib.suppress(Exception):
