@@ -128,3 +128,39 @@ def test_a_frame_right_behind_the_answer_reaches_the_reader() -> None:
         assert wait_for(lambda: (10, b"early") in server.frames)  # the ping was answered
         request = next(json.loads(p) for op, p in server.frames if op == 1)
         assert request["type"] == "response.create"
+
+
+class HeldUpgradeServer(EarlyPingServer):
+    """Answers the upgrade only once :attr:`release` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = threading.Event()
+
+    def read_head(self, client: socket.socket) -> bytes:  # type: ignore[override]
+        head = super().read_head(client)
+        self.release.wait(10)
+        return head
+
+
+def test_the_handshake_runs_in_the_thread_that_then_reads_the_socket() -> None:
+    server = HeldUpgradeServer()
+    with server:
+        before = set(threading.enumerate())
+        conn = WebSocketConnection(
+            f"ws://127.0.0.1:{server.port}/v1/responses", api_key=KEY, name="held"
+        )
+        opener = threading.Thread(target=conn.connect)
+        opener.start()
+        try:
+            assert wait_for(lambda: server.accepted)
+            during = [t.name for t in set(threading.enumerate()) - before if t is not opener]
+            assert [n for n in during if n.startswith("held")] == ["held-reader-1"]
+        finally:
+            server.release.set()
+            opener.join(10)
+        with conn:
+            events = list(conn.create({"model": "m", "input": "hi"}, timeout=10))
+            assert events[-1].type == "response.completed"
+            readers = [t for t in threading.enumerate() if t.name.startswith("held")]
+            assert [t.name for t in readers] == ["held-reader-1"]  # the same thread reads
