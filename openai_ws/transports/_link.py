@@ -340,6 +340,8 @@ class Link:
         max_queue: events the reader may get ahead of the consumer.
         ping_interval: seconds of silence before the reader pings (None: no keepalive).
         ping_timeout: seconds a ping may go unanswered before the link counts as dead.
+        opening: the connection attempt (with its URL and options) that the reader thread
+            runs first, for a socket that is not open yet (see :func:`open_link`).
     """
 
     def __init__(
@@ -351,6 +353,7 @@ class Link:
         max_queue: int = 100_000,
         ping_interval: float | None = None,
         ping_timeout: float | None = None,
+        opening: tuple[_Handshake, str, dict[str, Any]] | None = None,
     ) -> None:
         self.ws = ws  # a websocket.WebSocket (the library is not fully typed)
         self.number = number
@@ -375,12 +378,15 @@ class Link:
         self._batch: list[ServerEvent | ProtocolError] = []  # parsed, not yet handed over
         # daemon: a program that forgets close() must still be able to exit
         self.reader = threading.Thread(
-            target=self._read, name=f"{name}-reader-{number}", daemon=True
+            target=self._read if opening is None else self._connect_then_read,
+            args=opening or (),
+            name=f"{name}-reader-{number}",
+            daemon=True,
         )
 
     def start(self) -> None:
-        """Set the socket up for the reader and start it, for a link made around a socket that
-        is already open (:func:`open_link` connects in the reader's thread instead)."""
+        """Set the open socket up for the reader and start it (a link made without
+        *opening*; with it, :func:`open_link` starts the thread, which connects first)."""
         self._prepare()
         self.reader.start()
 
@@ -829,6 +835,7 @@ def open_link(
         enable_multithread=True, skip_utf8_validation=True, sslopt=dict(sslopt) or None
     )
     _limit_frames(ws, max_frame_size)
+    attempt = _Handshake(ws)
     link = Link(
         ws,
         number,
@@ -836,15 +843,9 @@ def open_link(
         max_queue=max_queue,
         ping_interval=ping_interval,
         ping_timeout=ping_timeout,
+        opening=(attempt, url, options),
     )
-    attempt = _Handshake(ws)
     undo = [deadline.on_cancel(attempt.settled.set), closed.on_cancel(attempt.settled.set)]
-    link.reader = threading.Thread(
-        target=link._connect_then_read,
-        args=(attempt, url, options),
-        name=link.reader.name,
-        daemon=True,
-    )
     try:
         if seconds <= 0:
             raise _expired(deadline)
