@@ -4,11 +4,29 @@ WebSocket servers whose bytes (or silence) are exactly scripted."""
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import hashlib
 import socket
 import threading
 from collections.abc import Callable, Iterator
 from types import TracebackType
+
+
+def upgrade_answer(head: bytes) -> bytes:
+    """The 101 answer to the WebSocket upgrade request *head* (its accept key computed)."""
+    key = next(
+        line.split(":", 1)[1].strip()
+        for line in head.decode("latin-1").split("\r\n")
+        if line.lower().startswith("sec-websocket-key:")
+    )
+    digest = hashlib.sha1(
+        (key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode(), usedforsecurity=False
+    ).digest()
+    return (
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+        b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + base64.b64encode(digest) + b"\r\n\r\n"
+    )
 
 
 class _Listener:

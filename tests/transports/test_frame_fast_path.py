@@ -4,9 +4,7 @@ the max_frame_size boundary still behave as websocket-client makes them behave."
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import hashlib
 import json
 import socket
 import time
@@ -16,7 +14,7 @@ import pytest
 from openai_ws.exceptions import ProtocolError
 from openai_ws.transports import WebSocketConnection
 from tests.conftest import KEY
-from tests.transports.servers import _Listener
+from tests.transports.servers import _Listener, upgrade_answer
 
 
 def frame(opcode: int, payload: bytes, *, fin: bool = True) -> bytes:
@@ -44,21 +42,7 @@ class ScriptServer(_Listener):
 
     def handle(self, client: socket.socket) -> None:
         with contextlib.suppress(OSError):
-            head = self.read_head(client).decode("latin-1")
-            key = next(
-                line.split(":", 1)[1].strip()
-                for line in head.split("\r\n")
-                if line.lower().startswith("sec-websocket-key:")
-            )
-            digest = hashlib.sha1(
-                (key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode(), usedforsecurity=False
-            ).digest()
-            client.sendall(
-                b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                b"Connection: Upgrade\r\nSec-WebSocket-Accept: "
-                + base64.b64encode(digest)
-                + b"\r\n\r\n"
-            )
+            client.sendall(upgrade_answer(self.read_head(client)))
             number = 0
             while client.recv(65536):
                 for piece in self.script(number):  # type: ignore[operator]

@@ -4,9 +4,7 @@ the answer reach the reader. Real sockets on loopback."""
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import hashlib
 import json
 import socket
 import threading
@@ -17,24 +15,9 @@ import websocket
 from openai_ws.transports import WebSocketConnection
 from openai_ws.transports._link import _ReadAhead
 from tests.conftest import KEY, wait_for
-from tests.transports.servers import _Listener
+from tests.transports.servers import _Listener, upgrade_answer
 from tests.transports.test_frame_fast_path import event, frame
 from tests.transports.test_link_send import _read_frame
-
-
-def answer(head: bytes) -> bytes:
-    key = next(
-        line.split(":", 1)[1].strip()
-        for line in head.decode("latin-1").split("\r\n")
-        if line.lower().startswith("sec-websocket-key:")
-    )
-    digest = hashlib.sha1(
-        (key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode(), usedforsecurity=False
-    ).digest()
-    return (
-        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-        b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + base64.b64encode(digest) + b"\r\n\r\n"
-    )
 
 
 class CountingSocket:
@@ -98,7 +81,7 @@ class EarlyPingServer(_Listener):
 
     def handle(self, client: socket.socket) -> None:
         with contextlib.suppress(OSError, AssertionError):
-            client.sendall(answer(self.read_head(client)) + frame(9, b"early"))
+            client.sendall(upgrade_answer(self.read_head(client)) + frame(9, b"early"))
             number = 0
             while True:
                 opcode, payload = _read_frame(client)
